@@ -1,0 +1,110 @@
+"""The client interface: what workers, handles and tools need from a runtime, over any transport."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from ..runtime import (
+    Claim,
+    Definition,
+    Event,
+    Execution,
+    ExecutionPage,
+    ExecutionStatus,
+    Heartbeat,
+    Record,
+    Step,
+    WriteResult,
+)
+
+__all__ = ["Client"]
+
+
+@runtime_checkable
+class Client(Protocol):
+    """A runtime, reached in-process (:class:`agentspan.runtime.Service` is one) or over HTTP
+    (:class:`agentspan.client.HttpClient`). Both raise the same :mod:`agentspan.errors`."""
+
+    inline_writes: bool
+    """True when a write is a cheap in-process call, so async code may make it without a thread."""
+
+    def create_execution(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> Execution:
+        """Queue an execution of ``name``; the same idempotency key returns the same execution."""
+        ...
+
+    def get_execution(self, execution_id: str) -> Execution:
+        """One execution."""
+        ...
+
+    def list_executions(
+        self,
+        *,
+        status: ExecutionStatus | str | None = None,
+        name: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        """Executions newest first, filtered, one page at a time."""
+        ...
+
+    def cancel_execution(self, execution_id: str) -> Execution:
+        """Cancel an unfinished execution."""
+        ...
+
+    def delete_execution(self, execution_id: str) -> None:
+        """Delete a non-running execution with its journal and events."""
+        ...
+
+    def get_journal(self, execution_id: str, *, include_superseded: bool = False) -> list[Step]:
+        """The journal in order."""
+        ...
+
+    def write_records(self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record]) -> WriteResult:
+        """Write a batch of records atomically under the lease ``epoch``."""
+        ...
+
+    def claim(
+        self, worker_id: str, names: Sequence[str], *, wait_seconds: float = 0.0, lease_seconds: float = 30.0
+    ) -> Claim | None:
+        """Lease the next execution among ``names``, long-polling up to ``wait_seconds``."""
+        ...
+
+    def heartbeat(self, execution_id: str, worker_id: str, epoch: int, *, lease_seconds: float = 30.0) -> Heartbeat:
+        """Renew a lease."""
+        ...
+
+    def send_signal(self, execution_id: str, name: str, payload: Any = None) -> Execution:
+        """Deliver a signal (an approval, a reply) to an execution."""
+        ...
+
+    def get_events(self, execution_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
+        """Events after an event id."""
+        ...
+
+    def wait_events(self, execution_id: str, *, after: int = 0, timeout: float = 30.0) -> list[Event]:
+        """Events after an event id, waiting up to ``timeout`` for the first one."""
+        ...
+
+    def put_definition(self, name: str, spec: dict[str, Any] | None = None, *, kind: str = "function") -> Definition:
+        """Register a definition by name."""
+        ...
+
+    def get_definition(self, name: str) -> Definition:
+        """One definition."""
+        ...
+
+    def list_definitions(self) -> list[Definition]:
+        """All definitions."""
+        ...
+
+    def delete_definition(self, name: str) -> None:
+        """Remove a definition."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

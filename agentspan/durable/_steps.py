@@ -1,0 +1,146 @@
+"""Running one step: replay it from the journal, or execute it and record the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from ..errors import AgentspanError, NotJSONError
+from ._codec import Codec, to_json
+from ._context import InDoubt, Suspended, WorkerStopping, _Call, current_context, not_json
+
+__all__ = ["run_step", "run_step_async"]
+
+T = TypeVar("T")
+_PLAIN = Codec(None)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return not isinstance(exc, AgentspanError) or exc.retryable
+
+
+def _finish(call: _Call, result: Any, codec: Codec) -> tuple[Any, Any]:
+    try:
+        data = codec.encode(result, f"the output of step {call.name!r}")
+    except NotJSONError as exc:
+        error = not_json(call, exc)
+        call.fail(error)
+        raise error from None
+    return data, codec.decode(data)
+
+
+def run_step(
+    kind: str,
+    name: str,
+    input: Any,
+    fn: Callable[[], T],
+    *,
+    codec: Codec = _PLAIN,
+    identity: Any = None,
+    volatile: tuple[str, ...] = (),
+    in_doubt: InDoubt = InDoubt.REEXECUTE,
+    retries: int = 0,
+    retry_delay: float = 1.0,
+) -> T:
+    """Run ``fn`` as a durable step of the current execution, or plainly outside of one.
+
+    Args:
+        kind: ``llm``, ``tool``, ``step``...: how the step is shown and counted.
+        name: The model, tool or function name; part of the key.
+        input: What the step is called with (JSON, or convertible); recorded, and fingerprinted
+            into the key unless ``identity`` is given.
+        fn: The call itself, with no arguments.
+        codec: Turns the output into JSON and back (by default: JSON as-is).
+        identity: What identifies the call instead of ``input``, when the input carries noise.
+        volatile: Dict keys ignored by the fingerprint at any depth (random ids, timestamps).
+        in_doubt: What to do if the step started in a process that died.
+        retries: How many more times to try when ``fn`` raises.
+        retry_delay: Seconds before the first retry; doubled each time.
+    """
+    found = current_context()
+    if found is None:
+        return fn()
+    ctx = found[0]
+    call = ctx.begin(kind, name, to_json(input, f"the input of step {name!r}"),
+                     identity=identity, volatile=volatile, in_doubt=in_doubt)  # fmt: skip
+    if call.replayed:
+        return call.replay(codec.decode)  # type: ignore[no-any-return]
+    delay = retry_delay
+    while True:
+        try:
+            with call.running():
+                result = fn()
+        except (Suspended, WorkerStopping):
+            call.abandon()
+            raise
+        except Exception as exc:
+            if call.attempt <= retries and _retryable(exc) and not ctx.stop_requested.is_set():
+                time.sleep(delay)
+                delay *= 2
+                call.attempt += 1
+                continue
+            call.fail(exc)
+            raise
+        except BaseException:
+            call.abandon()
+            raise
+        data, value = _finish(call, result, codec)
+        call.complete(data)
+        return value  # type: ignore[no-any-return]
+
+
+async def run_step_async(
+    kind: str,
+    name: str,
+    input: Any,
+    fn: Callable[[], Awaitable[T]],
+    *,
+    codec: Codec = _PLAIN,
+    identity: Any = None,
+    volatile: tuple[str, ...] = (),
+    in_doubt: InDoubt = InDoubt.REEXECUTE,
+    retries: int = 0,
+    retry_delay: float = 1.0,
+) -> T:
+    """:func:`run_step` for a coroutine function. Arguments are the same."""
+    found = current_context()
+    if found is None:
+        return await fn()
+    ctx = found[0]
+    call = ctx.begin(kind, name, to_json(input, f"the input of step {name!r}"),
+                     identity=identity, volatile=volatile, in_doubt=in_doubt)  # fmt: skip
+    if call.replayed:
+        return call.replay(codec.decode)  # type: ignore[no-any-return]
+    inline = ctx.writer.inline
+    delay = retry_delay
+    while True:
+        try:
+            with call.running():
+                result = await fn()
+        except (Suspended, WorkerStopping):
+            call.abandon()
+            raise
+        except Exception as exc:
+            if call.attempt <= retries and _retryable(exc) and not ctx.stop_requested.is_set():
+                await asyncio.sleep(delay)
+                delay *= 2
+                call.attempt += 1
+                continue
+            if inline:
+                call.fail(exc)
+            else:
+                await asyncio.to_thread(call.fail, exc)
+            raise
+        except BaseException:
+            call.abandon()
+            raise
+        data, value = _finish(call, result, codec)
+        # Remote writes go through a thread so that concurrent steps share requests (group commit)
+        # instead of blocking the event loop one after another.
+        if inline:
+            call.complete(data)
+        else:
+            await asyncio.to_thread(call.complete, data)
+        return value  # type: ignore[no-any-return]

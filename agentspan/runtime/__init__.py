@@ -1,0 +1,44 @@
+"""The runtime: the service over a store, its value objects, and (in ``.server``) the HTTP API."""
+
+from ._models import (
+    Claim,
+    Definition,
+    DivergenceRecord,
+    ErrorInfo,
+    Event,
+    Execution,
+    ExecutionPage,
+    ExecutionStatus,
+    FinishRecord,
+    Heartbeat,
+    Record,
+    Step,
+    StepRecord,
+    StepStatus,
+    WaitInfo,
+    WriteResult,
+)
+from ._service import Service
+from .store import SQLiteStore, Store
+
+__all__ = [
+    "Claim",
+    "Definition",
+    "DivergenceRecord",
+    "ErrorInfo",
+    "Event",
+    "Execution",
+    "ExecutionPage",
+    "ExecutionStatus",
+    "FinishRecord",
+    "Heartbeat",
+    "Record",
+    "SQLiteStore",
+    "Service",
+    "Step",
+    "StepRecord",
+    "StepStatus",
+    "Store",
+    "WaitInfo",
+    "WriteResult",
+]

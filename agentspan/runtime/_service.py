@@ -1,0 +1,287 @@
+"""The runtime service: executions, journals, the work queue, signals and events. No HTTP in here.
+
+The HTTP API is a thin layer over this class, and the local transport *is* this class: it satisfies
+:class:`agentspan.client.Client`, so the embedded runtime and tests use it in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from ..errors import InvalidInputError, NotFoundError, NotJSONError, PayloadTooLargeError
+from ._models import (
+    Claim,
+    CreateExecution,
+    Definition,
+    Event,
+    Execution,
+    ExecutionPage,
+    ExecutionStatus,
+    Heartbeat,
+    Record,
+    Step,
+    WriteResult,
+    validate,
+)
+from ._notify import Notifier
+from .store import Store
+
+__all__ = ["Service"]
+
+DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+_WORK = "work"
+# Waits are capped so that work made claimable by another process (another server replica, or a
+# second process on the same SQLite file) is seen within this time even without a notification.
+_MAX_SLEEP = 1.0
+
+
+def _events_topic(execution_id: str) -> str:
+    return f"events:{execution_id}"
+
+
+class Service:
+    """The runtime core over a :class:`~agentspan.runtime.store.Store`.
+
+    Args:
+        store: Where state lives.
+        clock: Seconds since the epoch; injectable for tests.
+        max_payload_bytes: Largest JSON input, output or signal payload accepted.
+    """
+
+    inline_writes = True
+    """Writes are in-process calls (see :class:`agentspan.client.Client`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_payload_bytes = max_payload_bytes
+        self.notifier = Notifier()
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def _json(self, value: Any, what: str) -> str:
+        try:
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise NotJSONError(f"{what} is not JSON: {exc}; pass only dicts, lists, str, numbers, bools, None") from exc
+        if len(text) > self.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"{what} is {len(text)} bytes of JSON, over the limit of {self.max_payload_bytes};"
+                " store large data elsewhere and pass a reference"
+            )
+        return text
+
+    # executions -------------------------------------------------------------------------------
+    def create_execution(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> Execution:
+        """Queue a new execution of ``name`` (or return the one started with the same idempotency key)."""
+        request = validate(
+            CreateExecution, {"name": name, "input": input, "idempotency_key": idempotency_key}
+        )
+        execution, created = self.store.create_execution(
+            uuid.uuid4().hex, request.name, self._json(request.input, "execution input"),
+            request.idempotency_key, self.clock(),
+        )  # fmt: skip
+        if created:
+            self.notifier.notify(_WORK, _events_topic(execution.id))
+        return execution
+
+    def get_execution(self, execution_id: str) -> Execution:
+        """The execution; ``NotFoundError`` if unknown."""
+        execution = self.store.get_execution(execution_id)
+        if execution is None:
+            raise NotFoundError(f"no execution with id {execution_id!r}", execution_id=execution_id)
+        return execution
+
+    def list_executions(
+        self,
+        *,
+        status: ExecutionStatus | str | None = None,
+        name: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        """Executions newest first, filtered, paged."""
+        if not 1 <= limit <= 1000:
+            raise InvalidInputError(f"limit must be between 1 and 1000, not {limit}")
+        if isinstance(status, str):
+            try:
+                status = ExecutionStatus(status)
+            except ValueError:
+                valid = ", ".join(s.value for s in ExecutionStatus)
+                raise InvalidInputError(f"unknown status {status!r}; use one of {valid}") from None
+        for label, moment in (("created_after", created_after), ("created_before", created_before)):
+            if moment is not None and moment.tzinfo is None:
+                raise InvalidInputError(f"{label} must carry a timezone, e.g. 2026-01-01T00:00:00Z")
+        return self.store.list_executions(
+            status=status, name=name, created_after=created_after, created_before=created_before,
+            limit=limit, cursor=cursor,
+        )  # fmt: skip
+
+    def cancel_execution(self, execution_id: str) -> Execution:
+        """Cancel it; a worker running it has its next write rejected."""
+        execution = self.store.cancel_execution(execution_id, self.clock())
+        self.notifier.notify(_events_topic(execution_id))
+        return execution
+
+    def delete_execution(self, execution_id: str) -> None:
+        """Delete it and everything recorded about it."""
+        self.store.delete_execution(execution_id)
+        self.notifier.notify(_events_topic(execution_id))
+
+    # journal ------------------------------------------------------------------------------------
+    def get_journal(self, execution_id: str, *, include_superseded: bool = False) -> list[Step]:
+        """The journal in order; superseded steps (history after a divergence) on request."""
+        return self.store.get_journal(execution_id, include_superseded=include_superseded)
+
+    def write_records(self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record]) -> WriteResult:
+        """Apply a batch of step, divergence and finish records atomically, fenced by ``epoch``."""
+        result = self.store.write_records(execution_id, worker_id, epoch, records, self.clock())
+        if result.status is ExecutionStatus.QUEUED:
+            self.notifier.notify(_WORK, _events_topic(execution_id))
+        else:
+            self.notifier.notify(_events_topic(execution_id))
+        return result
+
+    # work queue -----------------------------------------------------------------------------------
+    def claim(
+        self, worker_id: str, names: Sequence[str], *, wait_seconds: float = 0.0, lease_seconds: float = 30.0
+    ) -> Claim | None:
+        """Lease the next execution among ``names``, waiting up to ``wait_seconds`` for one."""
+        self._check_claim(names, wait_seconds, lease_seconds)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            seen = self.notifier.version(_WORK)
+            claim = self._try_claim(worker_id, names, lease_seconds)
+            if claim is not None:
+                return claim
+            sleep = self._sleep_for(names, deadline)
+            if sleep <= 0:
+                return None
+            self.notifier.wait(_WORK, seen, sleep)
+
+    async def claim_async(
+        self, worker_id: str, names: Sequence[str], *, wait_seconds: float = 0.0, lease_seconds: float = 30.0
+    ) -> Claim | None:
+        """:meth:`claim` for an event loop: the long poll waits without holding a thread."""
+        self._check_claim(names, wait_seconds, lease_seconds)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            seen = self.notifier.version(_WORK)
+            claim = self._try_claim(worker_id, names, lease_seconds)
+            if claim is not None:
+                return claim
+            sleep = self._sleep_for(names, deadline)
+            if sleep <= 0:
+                return None
+            await self.notifier.wait_async(_WORK, seen, sleep)
+
+    @staticmethod
+    def _check_claim(names: Sequence[str], wait_seconds: float, lease_seconds: float) -> None:
+        if not names:
+            raise InvalidInputError("a claim must name at least one agent or function the worker can run")
+        if not 0 <= wait_seconds <= 300:
+            raise InvalidInputError(f"wait_seconds must be between 0 and 300, not {wait_seconds}")
+        if not 1 <= lease_seconds <= 3600:
+            raise InvalidInputError(f"lease_seconds must be between 1 and 3600, not {lease_seconds}")
+
+    def _try_claim(self, worker_id: str, names: Sequence[str], lease_seconds: float) -> Claim | None:
+        claim = self.store.claim(worker_id, names, lease_seconds, self.clock())
+        if claim is not None:
+            self.notifier.notify(_events_topic(claim.execution.id))
+        return claim
+
+    def _sleep_for(self, names: Sequence[str], deadline: float) -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return 0.0
+        sleep = min(remaining, _MAX_SLEEP)
+        wakeup = self.store.next_wakeup(names, self.clock())
+        if wakeup is not None:
+            sleep = min(sleep, max(wakeup - self.clock(), 0.001))
+        return sleep
+
+    def heartbeat(self, execution_id: str, worker_id: str, epoch: int, *, lease_seconds: float = 30.0) -> Heartbeat:
+        """Renew the lease; ``LeaseLostError`` if another worker took it over."""
+        return self.store.heartbeat(execution_id, worker_id, epoch, lease_seconds, self.clock())
+
+    def expire_leases(self, worker_ids: Sequence[str] | None = None) -> list[str]:
+        """Re-queue executions whose lease ran out, or whose workers (by id) are known to be dead."""
+        expired = self.store.expire_leases(self.clock(), worker_ids)
+        if expired:
+            self.notifier.notify(_WORK, *(_events_topic(e) for e in expired))
+        return expired
+
+    # signals ------------------------------------------------------------------------------------------
+    def send_signal(self, execution_id: str, name: str, payload: Any = None) -> Execution:
+        """Deliver an external event (an approval, a reply) once; a waiting execution is queued again."""
+        if not name or len(name) > 200:
+            raise InvalidInputError("a signal name must be 1 to 200 characters")
+        execution = self.store.deliver_signal(execution_id, name, self._json(payload, "signal payload"), self.clock())
+        self.notifier.notify(_WORK, _events_topic(execution_id))
+        return execution
+
+    # events --------------------------------------------------------------------------------------------
+    def get_events(self, execution_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
+        """Events with ``id > after``, oldest first."""
+        self.get_execution(execution_id)
+        return self.store.events_after(execution_id, after, min(max(limit, 1), 10_000))
+
+    def wait_events(self, execution_id: str, *, after: int = 0, timeout: float = 30.0) -> list[Event]:
+        """Like :meth:`get_events`, but waits up to ``timeout`` seconds for the first new event."""
+        deadline = time.monotonic() + min(timeout, 300.0)
+        topic = _events_topic(execution_id)
+        while True:
+            seen = self.notifier.version(topic)
+            events = self.get_events(execution_id, after=after)
+            remaining = deadline - time.monotonic()
+            if events or remaining <= 0:
+                return events
+            self.notifier.wait(topic, seen, min(remaining, _MAX_SLEEP))
+
+    async def wait_events_async(self, execution_id: str, *, after: int = 0, timeout: float = 30.0) -> list[Event]:
+        """:meth:`wait_events` for an event loop."""
+        deadline = time.monotonic() + min(timeout, 300.0)
+        topic = _events_topic(execution_id)
+        while True:
+            seen = self.notifier.version(topic)
+            events = self.get_events(execution_id, after=after)
+            remaining = deadline - time.monotonic()
+            if events or remaining <= 0:
+                return events
+            await self.notifier.wait_async(topic, seen, min(remaining, _MAX_SLEEP))
+
+    # definitions ---------------------------------------------------------------------------------------
+    def put_definition(self, name: str, spec: dict[str, Any] | None = None, *, kind: str = "function") -> Definition:
+        """Register (or replace) a deployed definition by name."""
+        validate(CreateExecution, {"name": name})  # the same naming rules as executions
+        return self.store.put_definition(name, kind, self._json(spec or {}, "definition spec"), self.clock())
+
+    def get_definition(self, name: str) -> Definition:
+        """The definition; ``NotFoundError`` if absent."""
+        found = self.store.get_definition(name)
+        if found is None:
+            raise NotFoundError(f"no definition named {name!r}; deploy it first")
+        return found
+
+    def list_definitions(self) -> list[Definition]:
+        """All deployed definitions."""
+        return self.store.list_definitions()
+
+    def delete_definition(self, name: str) -> None:
+        """Remove a definition."""
+        self.store.delete_definition(name)

@@ -1,0 +1,136 @@
+"""The store interface: every operation is one atomic transaction.
+
+The runtime service validates and notifies; the store owns consistency. Each method below runs in a
+single transaction, so a crash at any point leaves either all of a method's writes or none of them.
+One contract test suite (``tests/store_contract.py``) runs against every implementation.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime
+
+from .._models import (
+    Claim,
+    Definition,
+    Event,
+    Execution,
+    ExecutionPage,
+    ExecutionStatus,
+    Heartbeat,
+    Record,
+    Step,
+    WriteResult,
+)
+
+__all__ = ["Store"]
+
+
+class Store(abc.ABC):
+    """Persistent state of the runtime: executions, journals, the work queue, events, signals.
+
+    Times are passed in by the caller (the service's clock) as UNIX seconds, so tests and replicas
+    agree on one clock per call.
+    """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    # executions --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_execution(
+        self, execution_id: str, name: str, input_json: str, idempotency_key: str | None, now: float
+    ) -> tuple[Execution, bool]:
+        """Insert a queued execution, or return the one with the same idempotency key.
+
+        Returns the execution and whether it was created. Raises ``ConflictError`` when the key was
+        used for a different name or input.
+        """
+
+    @abc.abstractmethod
+    def get_execution(self, execution_id: str) -> Execution | None:
+        """The execution, or ``None``."""
+
+    @abc.abstractmethod
+    def list_executions(
+        self,
+        *,
+        status: ExecutionStatus | None,
+        name: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> ExecutionPage:
+        """Newest first, filtered, one page at a time (``cursor`` from the previous page)."""
+
+    @abc.abstractmethod
+    def cancel_execution(self, execution_id: str, now: float) -> Execution:
+        """Make it ``CANCELLED`` (idempotent); ``ConflictError`` if it already finished otherwise."""
+
+    @abc.abstractmethod
+    def delete_execution(self, execution_id: str) -> None:
+        """Delete it with its journal, events and signals; ``ConflictError`` while it is running."""
+
+    # journal -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get_journal(self, execution_id: str, *, include_superseded: bool = False) -> list[Step]:
+        """All steps ordered by ``seq``; ``NotFoundError`` for an unknown execution."""
+
+    @abc.abstractmethod
+    def write_records(
+        self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record], now: float
+    ) -> WriteResult:
+        """Apply a batch atomically, fenced by ``epoch``: ``LeaseLostError`` and nothing written when
+        the epoch is stale or the execution is no longer running under this worker."""
+
+    # work queue ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def claim(self, worker_id: str, names: Sequence[str], lease_seconds: float, now: float) -> Claim | None:
+        """Lease the oldest claimable execution among ``names``: queued and due, or running with an
+        expired lease, or waiting on a timer that is due. Increments the fencing epoch."""
+
+    @abc.abstractmethod
+    def heartbeat(
+        self, execution_id: str, worker_id: str, epoch: int, lease_seconds: float, now: float
+    ) -> Heartbeat:
+        """Extend the lease; ``LeaseLostError`` if it is no longer this worker's."""
+
+    @abc.abstractmethod
+    def expire_leases(self, now: float, worker_ids: Sequence[str] | None = None) -> list[str]:
+        """Put running executions whose lease ran out (or, given ``worker_ids``, whose workers are
+        known dead) back in the queue; returns their ids."""
+
+    @abc.abstractmethod
+    def next_wakeup(self, names: Sequence[str], now: float) -> float | None:
+        """The earliest future time at which something among ``names`` becomes claimable."""
+
+    # signals -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def deliver_signal(self, execution_id: str, name: str, payload_json: str, now: float) -> Execution:
+        """Store a signal once per name; complete the step waiting for it and re-queue the execution
+        if it waits. ``ConflictError`` if the name was delivered with a different payload."""
+
+    # events --------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def events_after(self, execution_id: str, after_id: int, limit: int) -> list[Event]:
+        """Events of the execution with ``id > after_id``, oldest first."""
+
+    # definitions ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_definition(self, name: str, kind: str, spec_json: str, now: float) -> Definition:
+        """Create or replace a definition."""
+
+    @abc.abstractmethod
+    def get_definition(self, name: str) -> Definition | None:
+        """The definition, or ``None``."""
+
+    @abc.abstractmethod
+    def list_definitions(self) -> list[Definition]:
+        """All definitions by name."""
+
+    @abc.abstractmethod
+    def delete_definition(self, name: str) -> None:
+        """Delete it; ``NotFoundError`` if absent."""

@@ -1,0 +1,136 @@
+"""Versioned schema migrations for the SQLite store.
+
+Each migration runs once, in its own transaction, and bumps ``schema_version``. Never edit a
+migration that has shipped: add the next one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema.
+    """
+    CREATE TABLE executions (
+        id               TEXT PRIMARY KEY,
+        name             TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        input            TEXT NOT NULL,
+        output           TEXT,
+        error            TEXT,
+        idempotency_key  TEXT UNIQUE,
+        created_at       REAL NOT NULL,
+        updated_at       REAL NOT NULL,
+        epoch            INTEGER NOT NULL DEFAULT 0,
+        worker_id        TEXT,
+        lease_expires_at REAL,
+        wait             TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        next_seq         INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX executions_listing ON executions (created_at DESC, id DESC);
+    CREATE INDEX executions_status ON executions (status, created_at DESC);
+    CREATE INDEX executions_name ON executions (name, created_at DESC);
+
+    -- The work queue holds only executions a worker may have to run: queued, running (leased) and
+    -- waiting on a timer. It stays small however long the history grows.
+    CREATE TABLE work_queue (
+        execution_id     TEXT PRIMARY KEY REFERENCES executions (id),
+        name             TEXT NOT NULL,
+        available_at     REAL NOT NULL,
+        worker_id        TEXT,
+        lease_expires_at REAL
+    );
+    CREATE INDEX work_queue_ready ON work_queue (name, available_at);
+    CREATE INDEX work_queue_leases ON work_queue (lease_expires_at);
+
+    CREATE TABLE steps (
+        rowid_           INTEGER PRIMARY KEY,
+        execution_id     TEXT NOT NULL,
+        key              TEXT NOT NULL,
+        seq              INTEGER NOT NULL,
+        parent           TEXT,
+        kind             TEXT NOT NULL,
+        name             TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        fingerprint      TEXT NOT NULL,
+        input            TEXT,
+        output           TEXT,
+        error            TEXT,
+        attempt          INTEGER NOT NULL,
+        idempotency_key  TEXT NOT NULL,
+        concurrent       INTEGER NOT NULL DEFAULT 0,
+        usage            TEXT,
+        signal           TEXT,
+        wake_at          REAL,
+        superseded       INTEGER NOT NULL DEFAULT 0,
+        epoch            INTEGER NOT NULL,
+        started_at       REAL NOT NULL,
+        completed_at     REAL
+    );
+    -- One active step per key (superseded steps stay as history).
+    CREATE UNIQUE INDEX steps_active_key ON steps (execution_id, key) WHERE superseded = 0;
+    CREATE INDEX steps_journal ON steps (execution_id, seq);
+
+    CREATE TABLE events (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution_id TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        data         TEXT NOT NULL,
+        created_at   REAL NOT NULL
+    );
+    CREATE INDEX events_by_execution ON events (execution_id, id);
+
+    -- External events delivered to an execution (approvals, replies, webhooks), once per name.
+    CREATE TABLE signals (
+        execution_id TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        payload      TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        PRIMARY KEY (execution_id, name)
+    );
+
+    CREATE TABLE definitions (
+        name       TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL,
+        spec       TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database up to the newest schema; returns the version it is at."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+        version = 0
+    else:
+        version = int(row[0])
+    if version > len(MIGRATIONS):
+        from ...errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"the database has schema version {version}, newer than this Agentspan knows "
+            f"({len(MIGRATIONS)}); upgrade Agentspan or point it at another database"
+        )
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            current = int(conn.execute("SELECT version FROM schema_version").fetchone()[0])
+            if current < number:
+                for statement in MIGRATIONS[number - 1].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("UPDATE schema_version SET version = ?", (number,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)

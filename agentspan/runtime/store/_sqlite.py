@@ -1,0 +1,728 @@
+"""The SQLite store: the embedded default. WAL mode, durable (``synchronous=FULL``) commits by default."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from ...errors import ConflictError, InvalidInputError, LeaseLostError, NotFoundError, NotJSONError
+from .._models import (
+    Claim,
+    Definition,
+    DivergenceRecord,
+    ErrorInfo,
+    Event,
+    Execution,
+    ExecutionPage,
+    ExecutionStatus,
+    FinishRecord,
+    Heartbeat,
+    Record,
+    Step,
+    StepRecord,
+    StepStatus,
+    WaitInfo,
+    WriteResult,
+)
+from ._base import Store
+from ._schema import migrate
+
+__all__ = ["SQLiteStore"]
+
+Synchronous = Literal["full", "normal"]
+
+_EXEC_COLUMNS = (
+    "id, name, status, input, output, error, idempotency_key, created_at, updated_at, epoch,"
+    " worker_id, lease_expires_at, wait, cancel_requested"
+)
+_STEP_COLUMNS = (
+    "execution_id, key, seq, parent, kind, name, status, fingerprint, input, output, error, attempt,"
+    " idempotency_key, concurrent, usage, signal, wake_at, superseded, epoch, started_at, completed_at"
+)
+_FINAL_STEP = (StepStatus.COMPLETED.value, StepStatus.FAILED.value)
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _ts(dt: datetime | None) -> float | None:
+    return None if dt is None else dt.timestamp()
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise NotJSONError(f"a payload is not JSON: {exc}; nothing was written") from exc
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _error(text: str | None) -> ErrorInfo | None:
+    return None if text is None else ErrorInfo.model_validate_json(text)
+
+
+def _execution(row: sqlite3.Row) -> Execution:
+    wait = row["wait"]
+    return Execution(
+        id=row["id"],
+        name=row["name"],
+        status=ExecutionStatus(row["status"]),
+        input=_loads(row["input"]),
+        output=_loads(row["output"]),
+        error=_error(row["error"]),
+        idempotency_key=row["idempotency_key"],
+        created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
+        updated_at=_dt(row["updated_at"]),  # type: ignore[arg-type]
+        epoch=row["epoch"],
+        worker_id=row["worker_id"],
+        lease_expires_at=_dt(row["lease_expires_at"]),
+        wait=None if wait is None else WaitInfo.model_validate_json(wait),
+        cancel_requested=bool(row["cancel_requested"]),
+    )
+
+
+def _step(row: sqlite3.Row) -> Step:
+    signal, wake_at = row["signal"], row["wake_at"]
+    return Step(
+        execution_id=row["execution_id"],
+        key=row["key"],
+        seq=row["seq"],
+        parent=row["parent"],
+        kind=row["kind"],
+        name=row["name"],
+        status=StepStatus(row["status"]),
+        fingerprint=row["fingerprint"],
+        input=_loads(row["input"]),
+        output=_loads(row["output"]),
+        error=_error(row["error"]),
+        attempt=row["attempt"],
+        idempotency_key=row["idempotency_key"],
+        concurrent=bool(row["concurrent"]),
+        usage=_loads(row["usage"]),
+        wait=None if signal is None and wake_at is None else WaitInfo(signal=signal, wake_at=_dt(wake_at)),
+        superseded=bool(row["superseded"]),
+        epoch=row["epoch"],
+        started_at=_dt(row["started_at"]),  # type: ignore[arg-type]
+        completed_at=_dt(row["completed_at"]),
+    )
+
+
+class SQLiteStore(Store):
+    """A :class:`Store` in one SQLite file.
+
+    Several processes may open the same file (SQLite serialises writers); one connection per store
+    object, shared by threads under a lock.
+
+    Args:
+        path: The database file (created with its folder if missing), or ``":memory:"``.
+        synchronous: ``"full"`` (default) fsyncs every commit, so an acknowledged write survives a
+            power loss; ``"normal"`` survives a process crash but may lose the last commits on an OS
+            crash, and is about ten times faster.
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: Synchronous = "full") -> None:
+        if synchronous not in ("full", "normal"):
+            raise InvalidInputError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._conn.execute("PRAGMA foreign_keys=OFF")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            migrate(self._conn)
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.close()
+            except sqlite3.ProgrammingError:
+                pass
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _event(conn: sqlite3.Connection, execution_id: str, type_: str, data: dict[str, Any], now: float) -> None:
+        conn.execute(
+            "INSERT INTO events (execution_id, type, data, created_at) VALUES (?, ?, ?, ?)",
+            (execution_id, type_, _dumps(data), now),
+        )
+
+    @staticmethod
+    def _row(conn: sqlite3.Connection, execution_id: str) -> sqlite3.Row:
+        row: sqlite3.Row | None = conn.execute(
+            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no execution with id {execution_id!r}", execution_id=execution_id)
+        return row
+
+    # executions -----------------------------------------------------------------------------------
+    def create_execution(
+        self, execution_id: str, name: str, input_json: str, idempotency_key: str | None, now: float
+    ) -> tuple[Execution, bool]:
+        with self._tx() as conn:
+            if idempotency_key is not None:
+                row = conn.execute(
+                    f"SELECT {_EXEC_COLUMNS} FROM executions WHERE idempotency_key = ?", (idempotency_key,)
+                ).fetchone()
+                if row is not None:
+                    if row["name"] != name or row["input"] != input_json:
+                        raise ConflictError(
+                            f"idempotency key {idempotency_key!r} was already used for execution "
+                            f"{row['id']} with a different name or input; use a new key",
+                            execution_id=row["id"],
+                        )
+                    return _execution(row), False
+            conn.execute(
+                "INSERT INTO executions (id, name, status, input, idempotency_key, created_at, updated_at)"
+                " VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                (execution_id, name, input_json, idempotency_key, now, now),
+            )
+            conn.execute(
+                "INSERT INTO work_queue (execution_id, name, available_at) VALUES (?, ?, ?)",
+                (execution_id, name, now),
+            )
+            self._event(conn, execution_id, "execution.queued", {"name": name}, now)
+            return _execution(self._row(conn, execution_id)), True
+
+    def get_execution(self, execution_id: str) -> Execution | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+        return None if row is None else _execution(row)
+
+    def list_executions(
+        self,
+        *,
+        status: ExecutionStatus | None,
+        name: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> ExecutionPage:
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status.value)
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        if created_after is not None:
+            where.append("created_at >= ?")
+            params.append(created_after.timestamp())
+        if created_before is not None:
+            where.append("created_at < ?")
+            params.append(created_before.timestamp())
+        if cursor is not None:
+            created, last_id = _decode_cursor(cursor)
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [created, created, last_id]
+        sql = f"SELECT {_EXEC_COLUMNS} FROM executions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(limit + 1)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        items = [_execution(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = _encode_cursor(last["created_at"], last["id"])
+        return ExecutionPage(items=items, next_cursor=next_cursor)
+
+    def cancel_execution(self, execution_id: str, now: float) -> Execution:
+        with self._tx() as conn:
+            row = self._row(conn, execution_id)
+            status = ExecutionStatus(row["status"])
+            if status is ExecutionStatus.CANCELLED:
+                return _execution(row)
+            if status.is_terminal:
+                raise ConflictError(
+                    f"execution {execution_id} already {status.value}; only unfinished executions can be"
+                    " cancelled",
+                    execution_id=execution_id,
+                )
+            conn.execute(
+                "UPDATE executions SET status = 'cancelled', updated_at = ?, worker_id = NULL,"
+                " lease_expires_at = NULL, wait = NULL, cancel_requested = ? WHERE id = ?",
+                (now, int(status is ExecutionStatus.RUNNING), execution_id),
+            )
+            conn.execute("DELETE FROM work_queue WHERE execution_id = ?", (execution_id,))
+            self._event(conn, execution_id, "execution.cancelled", {"previous": status.value}, now)
+            return _execution(self._row(conn, execution_id))
+
+    def delete_execution(self, execution_id: str) -> None:
+        with self._tx() as conn:
+            row = self._row(conn, execution_id)
+            if row["status"] == ExecutionStatus.RUNNING.value:
+                raise ConflictError(
+                    f"execution {execution_id} is running; cancel it before deleting it",
+                    execution_id=execution_id,
+                )
+            for table, column in (
+                ("steps", "execution_id"),
+                ("events", "execution_id"),
+                ("signals", "execution_id"),
+                ("work_queue", "execution_id"),
+                ("executions", "id"),
+            ):
+                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (execution_id,))
+
+    # journal ----------------------------------------------------------------------------------------
+    def get_journal(self, execution_id: str, *, include_superseded: bool = False) -> list[Step]:
+        with self._lock:
+            self._row(self._conn, execution_id)
+            return self._journal(self._conn, execution_id, include_superseded)
+
+    @staticmethod
+    def _journal(conn: sqlite3.Connection, execution_id: str, include_superseded: bool) -> list[Step]:
+        sql = f"SELECT {_STEP_COLUMNS} FROM steps WHERE execution_id = ?"
+        if not include_superseded:
+            sql += " AND superseded = 0"
+        return [_step(r) for r in conn.execute(sql + " ORDER BY seq, rowid_", (execution_id,))]
+
+    def write_records(
+        self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record], now: float
+    ) -> WriteResult:
+        with self._tx() as conn:
+            row = self._row(conn, execution_id)
+            if row["status"] != ExecutionStatus.RUNNING.value or row["epoch"] != epoch or (
+                row["worker_id"] != worker_id
+            ):
+                reason = (
+                    "it was cancelled"
+                    if row["status"] == ExecutionStatus.CANCELLED.value
+                    else f"it is {row['status']} under epoch {row['epoch']} by {row['worker_id'] or 'nobody'}"
+                )
+                raise LeaseLostError(
+                    f"write rejected for execution {execution_id} at epoch {epoch}: {reason}",
+                    execution_id=execution_id,
+                    epoch=epoch,
+                )
+            status = ExecutionStatus.RUNNING
+            for record in records:
+                if isinstance(record, StepRecord):
+                    self._write_step(conn, execution_id, epoch, record, now)
+                elif isinstance(record, DivergenceRecord):
+                    self._write_divergence(conn, execution_id, record, now)
+                else:
+                    status = self._finish(conn, execution_id, record, now)
+            return WriteResult(written=len(records), status=status)
+
+    def _write_step(self, conn: sqlite3.Connection, execution_id: str, epoch: int, r: StepRecord, now: float) -> None:
+        existing = conn.execute(
+            "SELECT status, output, error, attempt FROM steps WHERE execution_id = ? AND key = ? AND superseded = 0",
+            (execution_id, r.key),
+        ).fetchone()
+        final = r.status in (StepStatus.COMPLETED, StepStatus.FAILED)
+        output = _dumps(r.output) if r.status is StepStatus.COMPLETED else None
+        error = r.error.model_dump_json() if r.error is not None else None
+        wake_at = _ts(r.wait.wake_at) if r.wait is not None else None
+        signal = r.wait.signal if r.wait is not None else None
+        if existing is None:
+            seq = conn.execute(
+                "UPDATE executions SET next_seq = next_seq + 1 WHERE id = ? RETURNING next_seq - 1",
+                (execution_id,),
+            ).fetchone()[0]
+            conn.execute(
+                f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                (
+                    execution_id, r.key, seq, r.parent, r.kind, r.name, r.status.value, r.fingerprint,
+                    _dumps(r.input), output, error, r.attempt, r.idempotency_key, int(r.concurrent),
+                    None if r.usage is None else _dumps(r.usage), signal, wake_at, epoch, now,
+                    now if final else None,
+                ),
+            )  # fmt: skip
+        else:
+            if existing["status"] in _FINAL_STEP:
+                if r.status is StepStatus.STARTED or existing["status"] == r.status.value and existing["output"] == output and (
+                    existing["error"] == error
+                ):
+                    return  # a repeat (a retried request) or a late start: already applied
+                raise ConflictError(
+                    f"step {r.key!r} of execution {execution_id} is already {existing['status']};"
+                    " a finished step cannot change",
+                    execution_id=execution_id,
+                )
+            conn.execute(
+                "UPDATE steps SET status = ?, output = ?, error = ?, attempt = ?, concurrent = ?, usage = ?,"
+                " signal = ?, wake_at = ?, epoch = ?, completed_at = ?"
+                " WHERE execution_id = ? AND key = ? AND superseded = 0",
+                (
+                    r.status.value, output, error, max(r.attempt, existing["attempt"]), int(r.concurrent),
+                    None if r.usage is None else _dumps(r.usage), signal, wake_at, epoch,
+                    now if final else None, execution_id, r.key,
+                ),
+            )  # fmt: skip
+        data: dict[str, Any] = {"key": r.key, "kind": r.kind, "name": r.name, "attempt": r.attempt}
+        if r.error is not None:
+            data["error"] = r.error.model_dump()
+        self._event(conn, execution_id, f"step.{r.status.value}", data, now)
+
+    def _write_divergence(self, conn: sqlite3.Connection, execution_id: str, r: DivergenceRecord, now: float) -> None:
+        for key in r.superseded:
+            conn.execute(
+                "UPDATE steps SET superseded = 1 WHERE execution_id = ? AND key = ? AND superseded = 0",
+                (execution_id, key),
+            )
+        self._event(
+            conn,
+            execution_id,
+            "divergence",
+            {"key": r.key, "expected": r.expected, "superseded": list(r.superseded)},
+            now,
+        )
+
+    def _finish(self, conn: sqlite3.Connection, execution_id: str, r: FinishRecord, now: float) -> ExecutionStatus:
+        if r.status == "completed":
+            conn.execute(
+                "UPDATE executions SET status = 'completed', output = ?, updated_at = ?, worker_id = NULL,"
+                " lease_expires_at = NULL WHERE id = ?",
+                (_dumps(r.output), now, execution_id),
+            )
+            conn.execute("DELETE FROM work_queue WHERE execution_id = ?", (execution_id,))
+            self._event(conn, execution_id, "execution.completed", {}, now)
+            return ExecutionStatus.COMPLETED
+        if r.status == "failed":
+            error = r.error or ErrorInfo(type="builtins.Exception", message="failed")
+            conn.execute(
+                "UPDATE executions SET status = 'failed', error = ?, updated_at = ?, worker_id = NULL,"
+                " lease_expires_at = NULL WHERE id = ?",
+                (error.model_dump_json(), now, execution_id),
+            )
+            conn.execute("DELETE FROM work_queue WHERE execution_id = ?", (execution_id,))
+            self._event(conn, execution_id, "execution.failed", {"error": error.model_dump()}, now)
+            return ExecutionStatus.FAILED
+        if r.status == "released":
+            conn.execute(
+                "UPDATE executions SET status = 'queued', updated_at = ?, worker_id = NULL,"
+                " lease_expires_at = NULL WHERE id = ?",
+                (now, execution_id),
+            )
+            conn.execute(
+                "UPDATE work_queue SET worker_id = NULL, lease_expires_at = NULL, available_at = ?"
+                " WHERE execution_id = ?",
+                (now, execution_id),
+            )
+            self._event(conn, execution_id, "execution.released", {}, now)
+            self._event(conn, execution_id, "execution.queued", {}, now)
+            return ExecutionStatus.QUEUED
+        return self._suspend(conn, execution_id, r.wait, now)
+
+    def _suspend(self, conn: sqlite3.Connection, execution_id: str, wait: WaitInfo | None, now: float) -> ExecutionStatus:
+        # A signal may have arrived before its step was recorded as suspended: resolve such steps now.
+        waiting = conn.execute(
+            "SELECT key, signal FROM steps WHERE execution_id = ? AND superseded = 0 AND status = 'suspended'"
+            " AND signal IS NOT NULL",
+            (execution_id,),
+        ).fetchall()
+        resolved = False
+        for step in waiting:
+            sig = conn.execute(
+                "SELECT payload FROM signals WHERE execution_id = ? AND name = ?", (execution_id, step["signal"])
+            ).fetchone()
+            if sig is not None:
+                self._resolve_step(conn, execution_id, step["key"], sig["payload"], now)
+                resolved = True
+        remaining, timers = conn.execute(
+            "SELECT COUNT(*), MIN(wake_at) FROM steps WHERE execution_id = ? AND superseded = 0"
+            " AND status = 'suspended'",
+            (execution_id,),
+        ).fetchone()
+        # Nothing left to wait for (a signal arrived while the worker was still running): run again.
+        resolved = resolved or remaining == 0
+        if resolved:
+            available_at: float | None = now
+        else:
+            available_at = timers
+        conn.execute(
+            "UPDATE executions SET status = ?, updated_at = ?, worker_id = NULL, lease_expires_at = NULL,"
+            " wait = ? WHERE id = ?",
+            (
+                "queued" if resolved else "waiting", now,
+                None if resolved or wait is None else wait.model_dump_json(), execution_id,
+            ),
+        )  # fmt: skip
+        if available_at is None:
+            conn.execute("DELETE FROM work_queue WHERE execution_id = ?", (execution_id,))
+        else:
+            conn.execute(
+                "UPDATE work_queue SET worker_id = NULL, lease_expires_at = NULL, available_at = ?"
+                " WHERE execution_id = ?",
+                (available_at, execution_id),
+            )
+        if resolved:
+            self._event(conn, execution_id, "execution.queued", {}, now)
+            return ExecutionStatus.QUEUED
+        self._event(
+            conn, execution_id, "execution.waiting", {} if wait is None else wait.model_dump(mode="json"), now
+        )
+        return ExecutionStatus.WAITING
+
+    def _resolve_step(self, conn: sqlite3.Connection, execution_id: str, key: str, output_json: str, now: float) -> None:
+        conn.execute(
+            "UPDATE steps SET status = 'completed', output = ?, completed_at = ?"
+            " WHERE execution_id = ? AND key = ? AND superseded = 0",
+            (output_json, now, execution_id, key),
+        )
+        self._event(conn, execution_id, "step.completed", {"key": key, "resolved_by": "server"}, now)
+
+    # work queue ---------------------------------------------------------------------------------------
+    def claim(self, worker_id: str, names: Sequence[str], lease_seconds: float, now: float) -> Claim | None:
+        if not names:
+            return None
+        marks = ",".join("?" * len(names))
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT execution_id, worker_id FROM work_queue WHERE name IN ({marks}) AND"
+                " CASE WHEN worker_id IS NULL THEN available_at <= ? ELSE lease_expires_at <= ? END"
+                " ORDER BY available_at LIMIT 1",
+                (*names, now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            execution_id = row["execution_id"]
+            previous = self._row(conn, execution_id)
+            if row["worker_id"] is not None:
+                self._event(
+                    conn, execution_id, "lease.expired",
+                    {"worker_id": row["worker_id"], "epoch": previous["epoch"]}, now,
+                )  # fmt: skip
+            if previous["status"] == ExecutionStatus.WAITING.value:
+                for step in conn.execute(
+                    "SELECT key FROM steps WHERE execution_id = ? AND superseded = 0 AND status = 'suspended'"
+                    " AND wake_at IS NOT NULL AND wake_at <= ?",
+                    (execution_id, now),
+                ).fetchall():
+                    self._resolve_step(conn, execution_id, step["key"], "null", now)
+            expires = now + lease_seconds
+            epoch = previous["epoch"] + 1
+            conn.execute(
+                "UPDATE executions SET status = 'running', epoch = ?, worker_id = ?, lease_expires_at = ?,"
+                " wait = NULL, updated_at = ? WHERE id = ?",
+                (epoch, worker_id, expires, now, execution_id),
+            )
+            conn.execute(
+                "UPDATE work_queue SET worker_id = ?, lease_expires_at = ? WHERE execution_id = ?",
+                (worker_id, expires, execution_id),
+            )
+            self._event(conn, execution_id, "execution.running", {"worker_id": worker_id, "epoch": epoch}, now)
+            execution = _execution(self._row(conn, execution_id))
+            journal = self._journal(conn, execution_id, False)
+        return Claim(
+            execution=execution,
+            epoch=epoch,
+            lease_expires_at=_dt(expires),  # type: ignore[arg-type]
+            journal=journal,
+            server_time=_dt(now),  # type: ignore[arg-type]
+        )
+
+    def heartbeat(self, execution_id: str, worker_id: str, epoch: int, lease_seconds: float, now: float) -> Heartbeat:
+        with self._tx() as conn:
+            row = self._row(conn, execution_id)
+            if row["status"] == ExecutionStatus.CANCELLED.value and row["epoch"] == epoch:
+                return Heartbeat(lease_expires_at=_dt(now), cancel_requested=True)  # type: ignore[arg-type]
+            if row["status"] != ExecutionStatus.RUNNING.value or row["epoch"] != epoch or (
+                row["worker_id"] != worker_id
+            ):
+                raise LeaseLostError(
+                    f"lease on execution {execution_id} at epoch {epoch} is no longer held by {worker_id}",
+                    execution_id=execution_id,
+                    epoch=epoch,
+                )
+            expires = now + lease_seconds
+            conn.execute("UPDATE executions SET lease_expires_at = ? WHERE id = ?", (expires, execution_id))
+            conn.execute("UPDATE work_queue SET lease_expires_at = ? WHERE execution_id = ?", (expires, execution_id))
+        return Heartbeat(lease_expires_at=_dt(expires), cancel_requested=False)  # type: ignore[arg-type]
+
+    def expire_leases(self, now: float, worker_ids: Sequence[str] | None = None) -> list[str]:
+        with self._tx() as conn:
+            if worker_ids is None:
+                rows = conn.execute(
+                    "SELECT execution_id, worker_id FROM work_queue WHERE lease_expires_at <= ?", (now,)
+                ).fetchall()
+            else:
+                if not worker_ids:
+                    return []
+                marks = ",".join("?" * len(worker_ids))
+                rows = conn.execute(
+                    f"SELECT execution_id, worker_id FROM work_queue WHERE worker_id IN ({marks})", tuple(worker_ids)
+                ).fetchall()
+            for row in rows:
+                conn.execute(
+                    "UPDATE work_queue SET worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?",
+                    (row["execution_id"],),
+                )
+                conn.execute(
+                    "UPDATE executions SET status = 'queued', worker_id = NULL, lease_expires_at = NULL,"
+                    " updated_at = ? WHERE id = ?",
+                    (now, row["execution_id"]),
+                )
+                self._event(conn, row["execution_id"], "lease.expired", {"worker_id": row["worker_id"]}, now)
+                self._event(conn, row["execution_id"], "execution.queued", {}, now)
+        return [r["execution_id"] for r in rows]
+
+    def next_wakeup(self, names: Sequence[str], now: float) -> float | None:
+        if not names:
+            return None
+        marks = ",".join("?" * len(names))
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT MIN(CASE WHEN worker_id IS NULL THEN available_at ELSE lease_expires_at END)"
+                f" FROM work_queue WHERE name IN ({marks})",
+                tuple(names),
+            ).fetchone()
+        value: float | None = row[0]
+        return value
+
+    # signals -------------------------------------------------------------------------------------------
+    def deliver_signal(self, execution_id: str, name: str, payload_json: str, now: float) -> Execution:
+        with self._tx() as conn:
+            row = self._row(conn, execution_id)
+            status = ExecutionStatus(row["status"])
+            existing = conn.execute(
+                "SELECT payload FROM signals WHERE execution_id = ? AND name = ?", (execution_id, name)
+            ).fetchone()
+            if existing is not None:
+                if existing["payload"] == payload_json:
+                    return _execution(row)
+                raise ConflictError(
+                    f"signal {name!r} was already delivered to execution {execution_id} with another"
+                    " payload; a signal is delivered once",
+                    execution_id=execution_id,
+                )
+            if status.is_terminal:
+                raise ConflictError(
+                    f"execution {execution_id} is {status.value}; it no longer accepts signals",
+                    execution_id=execution_id,
+                )
+            conn.execute(
+                "INSERT INTO signals (execution_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
+                (execution_id, name, payload_json, now),
+            )
+            self._event(conn, execution_id, "signal.delivered", {"name": name}, now)
+            waiting = conn.execute(
+                "SELECT key FROM steps WHERE execution_id = ? AND superseded = 0 AND status = 'suspended'"
+                " AND signal = ?",
+                (execution_id, name),
+            ).fetchall()
+            for step in waiting:
+                self._resolve_step(conn, execution_id, step["key"], payload_json, now)
+            if status is ExecutionStatus.WAITING and waiting:
+                conn.execute(
+                    "UPDATE executions SET status = 'queued', wait = NULL, updated_at = ? WHERE id = ?",
+                    (now, execution_id),
+                )
+                conn.execute(
+                    "INSERT INTO work_queue (execution_id, name, available_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (execution_id) DO UPDATE SET available_at = excluded.available_at,"
+                    " worker_id = NULL, lease_expires_at = NULL",
+                    (execution_id, row["name"], now),
+                )
+                self._event(conn, execution_id, "execution.queued", {}, now)
+            return _execution(self._row(conn, execution_id))
+
+    # events ---------------------------------------------------------------------------------------------
+    def events_after(self, execution_id: str, after_id: int, limit: int) -> list[Event]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, execution_id, type, data, created_at FROM events WHERE execution_id = ? AND id > ?"
+                " ORDER BY id LIMIT ?",
+                (execution_id, after_id, limit),
+            ).fetchall()
+        return [
+            Event(
+                id=r["id"],
+                execution_id=r["execution_id"],
+                type=r["type"],
+                data=json.loads(r["data"]),
+                created_at=_dt(r["created_at"]),  # type: ignore[arg-type]
+            )
+            for r in rows
+        ]
+
+    # definitions -----------------------------------------------------------------------------------------
+    def put_definition(self, name: str, kind: str, spec_json: str, now: float) -> Definition:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO definitions (name, kind, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, spec = excluded.spec,"
+                " updated_at = excluded.updated_at",
+                (name, kind, spec_json, now, now),
+            )
+        found = self.get_definition(name)
+        assert found is not None
+        return found
+
+    def get_definition(self, name: str) -> Definition | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT name, kind, spec, created_at, updated_at FROM definitions WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else _definition(row)
+
+    def list_definitions(self) -> list[Definition]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT name, kind, spec, created_at, updated_at FROM definitions ORDER BY name"
+            ).fetchall()
+        return [_definition(r) for r in rows]
+
+    def delete_definition(self, name: str) -> None:
+        with self._tx() as conn:
+            if conn.execute("DELETE FROM definitions WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFoundError(f"no definition named {name!r}")
+
+
+def _definition(row: sqlite3.Row) -> Definition:
+    return Definition(
+        name=row["name"],
+        kind=row["kind"],
+        spec=json.loads(row["spec"]),
+        created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
+        updated_at=_dt(row["updated_at"]),  # type: ignore[arg-type]
+    )
+
+
+def _encode_cursor(created_at: float, execution_id: str) -> str:
+    return base64.urlsafe_b64encode(_dumps([created_at, execution_id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return float(created), str(last_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(
+            f"cursor {cursor!r} is not one this server issued; pass next_cursor from the previous page"
+        ) from exc
