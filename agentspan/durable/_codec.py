@@ -26,17 +26,19 @@ __all__ = ["Codec", "error_info", "fingerprint", "rebuild_error", "return_codec"
 _NATIVE = (str, int, float, bool, type(None))
 
 
-def to_json(value: Any, what: str) -> Any:
+def to_json(value: Any, what: str, *, check: bool = True) -> Any:
     """``value`` as plain JSON data (dicts, lists, str, numbers, bools, None).
 
     Pydantic models, dataclasses, enums, datetimes and tuples are converted the way pydantic
-    serialises them; anything else raises :class:`NotJSONError` naming ``what``.
+    serialises them; anything else raises :class:`NotJSONError` naming ``what``. ``check=False``
+    leaves the NaN/Infinity check to a later ``json.dumps`` (the fingerprint does it for inputs).
     """
-    if isinstance(value, _NATIVE):
+    if isinstance(value, _NATIVE) and not (check and isinstance(value, float) and value != value):
         return value
     try:
         data = to_jsonable_python(value)
-        json.dumps(data, allow_nan=False)
+        if check:
+            json.dumps(data, allow_nan=False)
     except (PydanticSerializationError, TypeError, ValueError) as exc:
         raise NotJSONError(
             f"{what} is a {type(value).__qualname__}, which cannot be stored as JSON ({exc}); return or pass"
@@ -62,7 +64,10 @@ def fingerprint(data: Any, volatile: Iterable[str] = ()) -> str:
     frozen = frozenset(volatile)
     if frozen:
         data = _strip(data, frozen)
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise NotJSONError(f"a step input is not JSON: {exc}") from None
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 

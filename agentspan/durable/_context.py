@@ -330,7 +330,8 @@ class _Call:
         return StepInfo(self.ctx.execution_id, self.key, self.attempt, self.ctx.idempotency_key(self.key))
 
     def _record(self, status: StepStatus, **fields: Any) -> StepRecord:
-        return StepRecord(
+        # Built from values this module already checked: skip validation on the hot path.
+        return StepRecord.model_construct(
             key=self.key, kind=self.kind, name=self.name, status=status, parent=self.parent,
             fingerprint=self.fp, input=self.input, attempt=self.attempt,
             idempotency_key=self.ctx.idempotency_key(self.key), **fields,

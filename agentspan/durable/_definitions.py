@@ -75,7 +75,9 @@ class FunctionDefinition:
 
 
 def _bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    signature = inspect.signature(fn)
+    signature = _signature(fn)
+    if not kwargs and len(args) == len(signature.parameters) and _simple(signature):
+        return dict(zip(signature.parameters, args, strict=False))  # the common case, without bind()
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
@@ -90,6 +92,20 @@ def _bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict
         else:
             arguments[param_name] = value
     return arguments
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _simple(signature: inspect.Signature) -> bool:
+    """Only positional-or-keyword parameters without defaults: positional arguments map one to one."""
+    return all(
+        p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is inspect.Parameter.empty
+        for p in signature.parameters.values()
+    )
 
 
 def _check_name(name: str) -> str:

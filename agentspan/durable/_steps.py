@@ -63,7 +63,7 @@ def run_step(
     if found is None:
         return fn()
     ctx = found[0]
-    call = ctx.begin(kind, name, to_json(input, f"the input of step {name!r}"),
+    call = ctx.begin(kind, name, to_json(input, f"the input of step {name!r}", check=False),
                      identity=identity, volatile=volatile, in_doubt=in_doubt)  # fmt: skip
     if call.replayed:
         return call.replay(codec.decode)  # type: ignore[no-any-return]
@@ -109,7 +109,7 @@ async def run_step_async(
     if found is None:
         return await fn()
     ctx = found[0]
-    call = ctx.begin(kind, name, to_json(input, f"the input of step {name!r}"),
+    call = ctx.begin(kind, name, to_json(input, f"the input of step {name!r}", check=False),
                      identity=identity, volatile=volatile, in_doubt=in_doubt)  # fmt: skip
     if call.replayed:
         return call.replay(codec.decode)  # type: ignore[no-any-return]

@@ -35,7 +35,7 @@ class JournalWriter:
     """
 
     def __init__(
-        self, client: Client, execution_id: str, worker_id: str, epoch: int, *, linger: float = 0.002
+        self, client: Client, execution_id: str, worker_id: str, epoch: int, *, linger: float = 0.005
     ) -> None:
         self._client = client
         self.inline = client.inline_writes
@@ -53,6 +53,7 @@ class JournalWriter:
         self._written = 0  # sequence number of the last record written
         self._failure: AgentspanError | None = None
         self._closed = False
+        self._polling = False
         self._flusher: threading.Thread | None = None
 
     @property
@@ -65,15 +66,15 @@ class JournalWriter:
         with self._lock:
             if self._failure is not None:
                 raise self._failure
+            if not self._pending:
+                self._oldest = time.monotonic()
             self._pending.append(record)
             self._queued += 1
-            if len(self._pending) == 1:
-                self._oldest = time.monotonic()
-                if self._flusher is None:
-                    self._flusher = threading.Thread(target=self._run, name="agentspan-journal", daemon=True)
-                    self._flusher.start()
-                else:
-                    self._wake.notify()
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._run, name="agentspan-journal", daemon=True)
+                self._flusher.start()
+            elif not self._polling:
+                self._wake.notify()
             return self._queued
 
     def write(self, record: Record) -> None:
@@ -111,20 +112,36 @@ class JournalWriter:
             self._flusher.join(timeout=5)
 
     def _run(self) -> None:
+        # While steps keep coming, the flusher checks the queue every `linger` seconds instead of
+        # being woken for each record: a wake-up per step would cost more than the write itself
+        # (threads contend for the GIL). After a quiet second it sleeps until the next record.
+        idle_checks = 0
+        quiet = max(int(1.0 / self._linger), 1)
         while True:
             with self._lock:
-                while not self._pending and not self._closed:
-                    self._wake.wait()
+                if not self._polling:
+                    while not self._pending and not self._closed:
+                        self._wake.wait()
+                    self._polling = True
+                    idle_checks = 0
                 if self._closed:
                     return
-                due = self._oldest + self._linger - time.monotonic()
-                if due > 0:
-                    self._wake.wait(due)
-                    continue  # re-check: the completion usually took the record meanwhile
+            time.sleep(self._linger)
+            with self._lock:
+                if self._closed:
+                    return
+                due = bool(self._pending) and time.monotonic() - self._oldest >= self._linger
+                if self._pending:
+                    idle_checks = 0
+                else:
+                    idle_checks += 1
+                    if idle_checks >= quiet:
+                        self._polling = False
                 if self._failure is not None:
                     self._pending.clear()
                     continue
-            try:
-                self.flush()
-            except AgentspanError:
-                pass  # kept in self._failure; the next step raises it
+            if due:
+                try:
+                    self.flush()
+                except AgentspanError:
+                    pass  # kept in self._failure; the next step raises it

@@ -27,8 +27,7 @@ MIGRATIONS: list[str] = [
         worker_id        TEXT,
         lease_expires_at REAL,
         wait             TEXT,
-        cancel_requested INTEGER NOT NULL DEFAULT 0,
-        next_seq         INTEGER NOT NULL DEFAULT 1
+        cancel_requested INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX executions_listing ON executions (created_at DESC, id DESC);
     CREATE INDEX executions_status ON executions (status, created_at DESC);
@@ -46,11 +45,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX work_queue_ready ON work_queue (name, available_at);
     CREATE INDEX work_queue_leases ON work_queue (lease_expires_at);
 
+    -- seq is the rowid: increasing in the order steps were first recorded.
     CREATE TABLE steps (
-        rowid_           INTEGER PRIMARY KEY,
+        seq              INTEGER PRIMARY KEY,
         execution_id     TEXT NOT NULL,
         key              TEXT NOT NULL,
-        seq              INTEGER NOT NULL,
         parent           TEXT,
         kind             TEXT NOT NULL,
         name             TEXT NOT NULL,
@@ -65,14 +64,14 @@ MIGRATIONS: list[str] = [
         usage            TEXT,
         signal           TEXT,
         wake_at          REAL,
-        superseded       INTEGER NOT NULL DEFAULT 0,
+        generation       INTEGER NOT NULL DEFAULT 0,
         epoch            INTEGER NOT NULL,
         started_at       REAL NOT NULL,
         completed_at     REAL
     );
-    -- One active step per key (superseded steps stay as history).
-    CREATE UNIQUE INDEX steps_active_key ON steps (execution_id, key) WHERE superseded = 0;
-    CREATE INDEX steps_journal ON steps (execution_id, seq);
+    -- Active steps have generation 0, one per key. A divergence moves the steps it supersedes to
+    -- generation = seq, keeping them as history. The same index serves journal reads.
+    CREATE UNIQUE INDEX steps_key ON steps (execution_id, key, generation);
 
     CREATE TABLE events (
         id           INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -44,9 +44,12 @@ _EXEC_COLUMNS = (
 )
 _STEP_COLUMNS = (
     "execution_id, key, seq, parent, kind, name, status, fingerprint, input, output, error, attempt,"
-    " idempotency_key, concurrent, usage, signal, wake_at, superseded, epoch, started_at, completed_at"
+    " idempotency_key, concurrent, usage, signal, wake_at, generation, epoch, started_at, completed_at"
 )
-_FINAL_STEP = (StepStatus.COMPLETED.value, StepStatus.FAILED.value)
+_STEP_INSERT = (
+    "execution_id, key, parent, kind, name, status, fingerprint, input, output, error, attempt,"
+    " idempotency_key, concurrent, usage, signal, wake_at, epoch, started_at, completed_at"
+)
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -111,7 +114,7 @@ def _step(row: sqlite3.Row) -> Step:
         concurrent=bool(row["concurrent"]),
         usage=_loads(row["usage"]),
         wait=None if signal is None and wake_at is None else WaitInfo(signal=signal, wake_at=_dt(wake_at)),
-        superseded=bool(row["superseded"]),
+        superseded=row["generation"] != 0,
         epoch=row["epoch"],
         started_at=_dt(row["started_at"]),  # type: ignore[arg-type]
         completed_at=_dt(row["completed_at"]),
@@ -307,14 +310,18 @@ class SQLiteStore(Store):
     def _journal(conn: sqlite3.Connection, execution_id: str, include_superseded: bool) -> list[Step]:
         sql = f"SELECT {_STEP_COLUMNS} FROM steps WHERE execution_id = ?"
         if not include_superseded:
-            sql += " AND superseded = 0"
-        return [_step(r) for r in conn.execute(sql + " ORDER BY seq, rowid_", (execution_id,))]
+            sql += " AND generation = 0"
+        return [_step(r) for r in conn.execute(sql + " ORDER BY seq", (execution_id,))]
 
     def write_records(
         self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record], now: float
     ) -> WriteResult:
         with self._tx() as conn:
-            row = self._row(conn, execution_id)
+            row = conn.execute(
+                "SELECT status, epoch, worker_id FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no execution with id {execution_id!r}", execution_id=execution_id)
             if row["status"] != ExecutionStatus.RUNNING.value or row["epoch"] != epoch or (
                 row["worker_id"] != worker_id
             ):
@@ -329,7 +336,7 @@ class SQLiteStore(Store):
                     epoch=epoch,
                 )
             status = ExecutionStatus.RUNNING
-            for record in records:
+            for record in _coalesce(records):
                 if isinstance(record, StepRecord):
                     self._write_step(conn, execution_id, epoch, record, now)
                 elif isinstance(record, DivergenceRecord):
@@ -339,51 +346,40 @@ class SQLiteStore(Store):
             return WriteResult(written=len(records), status=status)
 
     def _write_step(self, conn: sqlite3.Connection, execution_id: str, epoch: int, r: StepRecord, now: float) -> None:
-        existing = conn.execute(
-            "SELECT status, output, error, attempt FROM steps WHERE execution_id = ? AND key = ? AND superseded = 0",
-            (execution_id, r.key),
-        ).fetchone()
         final = r.status in (StepStatus.COMPLETED, StepStatus.FAILED)
         output = _dumps(r.output) if r.status is StepStatus.COMPLETED else None
         error = r.error.model_dump_json() if r.error is not None else None
-        wake_at = _ts(r.wait.wake_at) if r.wait is not None else None
-        signal = r.wait.signal if r.wait is not None else None
-        if existing is None:
-            seq = conn.execute(
-                "UPDATE executions SET next_seq = next_seq + 1 WHERE id = ? RETURNING next_seq - 1",
-                (execution_id,),
-            ).fetchone()[0]
-            conn.execute(
-                f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-                (
-                    execution_id, r.key, seq, r.parent, r.kind, r.name, r.status.value, r.fingerprint,
-                    _dumps(r.input), output, error, r.attempt, r.idempotency_key, int(r.concurrent),
-                    None if r.usage is None else _dumps(r.usage), signal, wake_at, epoch, now,
-                    now if final else None,
-                ),
-            )  # fmt: skip
-        else:
-            if existing["status"] in _FINAL_STEP:
-                if r.status is StepStatus.STARTED or existing["status"] == r.status.value and existing["output"] == output and (
-                    existing["error"] == error
-                ):
-                    return  # a repeat (a retried request) or a late start: already applied
-                raise ConflictError(
-                    f"step {r.key!r} of execution {execution_id} is already {existing['status']};"
-                    " a finished step cannot change",
-                    execution_id=execution_id,
-                )
-            conn.execute(
-                "UPDATE steps SET status = ?, output = ?, error = ?, attempt = ?, concurrent = ?, usage = ?,"
-                " signal = ?, wake_at = ?, epoch = ?, completed_at = ?"
-                " WHERE execution_id = ? AND key = ? AND superseded = 0",
-                (
-                    r.status.value, output, error, max(r.attempt, existing["attempt"]), int(r.concurrent),
-                    None if r.usage is None else _dumps(r.usage), signal, wake_at, epoch,
-                    now if final else None, execution_id, r.key,
-                ),
-            )  # fmt: skip
+        wait = r.wait
+        # One statement inserts a new step or moves an unfinished one on; a finished step never changes.
+        changed = conn.execute(
+            f"INSERT INTO steps ({_STEP_INSERT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (execution_id, key, generation) DO UPDATE SET"
+            " status = excluded.status, output = excluded.output, error = excluded.error,"
+            " attempt = max(steps.attempt, excluded.attempt), concurrent = excluded.concurrent,"
+            " usage = excluded.usage, signal = excluded.signal, wake_at = excluded.wake_at,"
+            " epoch = excluded.epoch, completed_at = excluded.completed_at"
+            " WHERE steps.status IN ('started', 'suspended')",
+            (
+                execution_id, r.key, r.parent, r.kind, r.name, r.status.value, r.fingerprint,
+                _dumps(r.input), output, error, r.attempt, r.idempotency_key, int(r.concurrent),
+                None if r.usage is None else _dumps(r.usage), None if wait is None else wait.signal,
+                None if wait is None else _ts(wait.wake_at), epoch, now, now if final else None,
+            ),
+        ).rowcount  # fmt: skip
+        if not changed:
+            existing = conn.execute(
+                "SELECT status, output, error FROM steps WHERE execution_id = ? AND key = ? AND generation = 0",
+                (execution_id, r.key),
+            ).fetchone()
+            if r.status is StepStatus.STARTED or (
+                existing["status"] == r.status.value and existing["output"] == output and existing["error"] == error
+            ):
+                return  # a repeat (a retried request) or a late start: already applied
+            raise ConflictError(
+                f"step {r.key!r} of execution {execution_id} is already {existing['status']};"
+                " a finished step cannot change",
+                execution_id=execution_id,
+            )
         data: dict[str, Any] = {"key": r.key, "kind": r.kind, "name": r.name, "attempt": r.attempt}
         if r.error is not None:
             data["error"] = r.error.model_dump()
@@ -392,7 +388,7 @@ class SQLiteStore(Store):
     def _write_divergence(self, conn: sqlite3.Connection, execution_id: str, r: DivergenceRecord, now: float) -> None:
         for key in r.superseded:
             conn.execute(
-                "UPDATE steps SET superseded = 1 WHERE execution_id = ? AND key = ? AND superseded = 0",
+                "UPDATE steps SET generation = seq WHERE execution_id = ? AND key = ? AND generation = 0",
                 (execution_id, key),
             )
         self._event(
@@ -442,7 +438,7 @@ class SQLiteStore(Store):
     def _suspend(self, conn: sqlite3.Connection, execution_id: str, wait: WaitInfo | None, now: float) -> ExecutionStatus:
         # A signal may have arrived before its step was recorded as suspended: resolve such steps now.
         waiting = conn.execute(
-            "SELECT key, signal FROM steps WHERE execution_id = ? AND superseded = 0 AND status = 'suspended'"
+            "SELECT key, signal FROM steps WHERE execution_id = ? AND generation = 0 AND status = 'suspended'"
             " AND signal IS NOT NULL",
             (execution_id,),
         ).fetchall()
@@ -455,7 +451,7 @@ class SQLiteStore(Store):
                 self._resolve_step(conn, execution_id, step["key"], sig["payload"], now)
                 resolved = True
         remaining, timers = conn.execute(
-            "SELECT COUNT(*), MIN(wake_at) FROM steps WHERE execution_id = ? AND superseded = 0"
+            "SELECT COUNT(*), MIN(wake_at) FROM steps WHERE execution_id = ? AND generation = 0"
             " AND status = 'suspended'",
             (execution_id,),
         ).fetchone()
@@ -492,7 +488,7 @@ class SQLiteStore(Store):
     def _resolve_step(self, conn: sqlite3.Connection, execution_id: str, key: str, output_json: str, now: float) -> None:
         conn.execute(
             "UPDATE steps SET status = 'completed', output = ?, completed_at = ?"
-            " WHERE execution_id = ? AND key = ? AND superseded = 0",
+            " WHERE execution_id = ? AND key = ? AND generation = 0",
             (output_json, now, execution_id, key),
         )
         self._event(conn, execution_id, "step.completed", {"key": key, "resolved_by": "server"}, now)
@@ -520,7 +516,7 @@ class SQLiteStore(Store):
                 )  # fmt: skip
             if previous["status"] == ExecutionStatus.WAITING.value:
                 for step in conn.execute(
-                    "SELECT key FROM steps WHERE execution_id = ? AND superseded = 0 AND status = 'suspended'"
+                    "SELECT key FROM steps WHERE execution_id = ? AND generation = 0 AND status = 'suspended'"
                     " AND wake_at IS NOT NULL AND wake_at <= ?",
                     (execution_id, now),
                 ).fetchall():
@@ -632,7 +628,7 @@ class SQLiteStore(Store):
             )
             self._event(conn, execution_id, "signal.delivered", {"name": name}, now)
             waiting = conn.execute(
-                "SELECT key FROM steps WHERE execution_id = ? AND superseded = 0 AND status = 'suspended'"
+                "SELECT key FROM steps WHERE execution_id = ? AND generation = 0 AND status = 'suspended'"
                 " AND signal = ?",
                 (execution_id, name),
             ).fetchall()
@@ -702,6 +698,22 @@ class SQLiteStore(Store):
         with self._tx() as conn:
             if conn.execute("DELETE FROM definitions WHERE name = ?", (name,)).rowcount == 0:
                 raise NotFoundError(f"no definition named {name!r}")
+
+
+def _coalesce(records: Sequence[Record]) -> list[Record]:
+    """Within each run of step records, keep only the last record of each key (a step that started
+    and completed in one batch is written once, as completed)."""
+    out: list[Record] = []
+    run: dict[str, StepRecord] = {}
+    for record in records:
+        if isinstance(record, StepRecord):
+            run[record.key] = record  # a later record replaces an earlier one in its place
+            continue
+        out.extend(run.values())
+        run = {}
+        out.append(record)
+    out.extend(run.values())
+    return out
 
 
 def _definition(row: sqlite3.Row) -> Definition:

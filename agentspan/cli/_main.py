@@ -1,0 +1,219 @@
+"""``agentspan``: the command line (server, worker, executions, signals, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..client import Client
+from ..errors import AgentspanError
+from ._format import print_execution, print_executions
+
+__all__ = ["main"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 6767
+
+
+def _connect(args: argparse.Namespace) -> Client:
+    """The server named by --server or AGENTSPAN_SERVER_URL, else the embedded database."""
+    url = getattr(args, "server", None) or os.environ.get("AGENTSPAN_SERVER_URL")
+    if url:
+        from ..client import HttpClient
+
+        return HttpClient(url)
+    from ..durable import default_db_path
+    from ..runtime import Service, SQLiteStore
+
+    return Service(SQLiteStore(getattr(args, "db", None) or default_db_path()))
+
+
+def _load(target: str) -> list[Callable[..., Any]]:
+    """``module:attr`` → the durable functions it names (a function, or a list of them)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise SystemExit(f"agentspan: {target!r} is not module:attribute (e.g. myapp.flows:checkout)")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"agentspan: cannot import {module_name!r}: {exc}") from None
+    try:
+        found = getattr(module, attr)
+    except AttributeError:
+        raise SystemExit(f"agentspan: module {module_name!r} has no attribute {attr!r}") from None
+    return list(found) if isinstance(found, list | tuple) else [found]
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from ..durable import default_db_path
+    from ..runtime import Service, SQLiteStore
+    from ..runtime.server import run_server
+
+    db = args.db or default_db_path()
+    service = Service(SQLiteStore(db, synchronous=args.synchronous))
+    print(f"agentspan server on http://{args.host}:{args.port}/api (database {db})", flush=True)
+    run_server(
+        service,
+        host=args.host,
+        port=args.port,
+        auth_token=os.environ.get("AGENTSPAN_AUTH_TOKEN") or None,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from ..worker import Worker
+
+    functions: list[Callable[..., Any]] = []
+    for target in args.targets:
+        functions += _load(target)
+    client = _connect(args)
+    worker = Worker(
+        client,
+        functions,
+        worker_id=args.worker_id,
+        lease_seconds=args.lease_seconds,
+        poll_seconds=args.poll_seconds,
+    )
+    print(f"agentspan worker {worker.worker_id} serving {', '.join(worker.names)}", flush=True)
+    try:
+        count = worker.run(max_executions=args.max_executions, handle_signals=True)
+    finally:
+        client.close()
+    print(f"agentspan worker {worker.worker_id} stopped after {count} execution(s)", flush=True)
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    client = _connect(args)
+    try:
+        execution = client.create_execution(
+            args.name, json.loads(args.input), idempotency_key=args.idempotency_key
+        )
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"agentspan: --input is not JSON: {exc}") from None
+    print(execution.id)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    client = _connect(args)
+    page = client.list_executions(status=args.status, name=args.name, limit=args.limit)
+    print_executions(page.items)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    client = _connect(args)
+    execution = client.get_execution(args.execution_id)
+    journal = client.get_journal(args.execution_id, include_superseded=args.history)
+    print_execution(execution, journal)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    execution = _connect(args).cancel_execution(args.execution_id)
+    print(f"{execution.id} {execution.status.value}")
+    return 0
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.payload)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"agentspan: --payload is not JSON: {exc}") from None
+    execution = _connect(args).send_signal(args.execution_id, args.name, payload)
+    print(f"{execution.id} {execution.status.value}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(steps=args.steps, crash_after=args.crash_after)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentspan", description="Durable execution for AI agents.")
+    parser.add_argument("--log-level", default="warning", help="debug, info, warning (default), error")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def target(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--server", help="server API URL (default: $AGENTSPAN_SERVER_URL, else the embedded database)")
+        p.add_argument("--db", help="SQLite file of the embedded runtime (default: $AGENTSPAN_DB or ~/.agentspan)")
+
+    p = sub.add_parser("server", help="run the runtime server (HTTP API)")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--db", help="SQLite file (default: $AGENTSPAN_DB or ~/.agentspan/agentspan.db)")
+    p.add_argument("--synchronous", choices=["full", "normal"], default="full",
+                   help="full: fsync every commit (default); normal: faster, survives process crashes only")  # fmt: skip
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("worker", help="run durable functions from module:attribute targets")
+    p.add_argument("targets", nargs="+", help="module:attribute naming a durable function or a list of them")
+    target(p)
+    p.add_argument("--worker-id", help="worker id (default: host:pid:random)")
+    p.add_argument("--lease-seconds", type=float, default=30.0, help="lease length (default 30)")
+    p.add_argument("--poll-seconds", type=float, default=10.0, help="long-poll length (default 10)")
+    p.add_argument("--max-executions", type=int, help="exit after this many executions")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("start", help="queue an execution by name")
+    p.add_argument("name")
+    p.add_argument("--input", default="{}", help="JSON object of arguments (default {})")
+    p.add_argument("--idempotency-key", help="the same key returns the same execution")
+    target(p)
+    p.set_defaults(func=cmd_start)
+
+    ex = sub.add_parser("executions", help="list, show and cancel executions").add_subparsers(
+        dest="action", required=True
+    )
+    p = ex.add_parser("list", help="newest executions first")
+    p.add_argument("--status")
+    p.add_argument("--name")
+    p.add_argument("--limit", type=int, default=20)
+    target(p)
+    p.set_defaults(func=cmd_list)
+    p = ex.add_parser("show", help="an execution and its journal")
+    p.add_argument("execution_id")
+    p.add_argument("--history", action="store_true", help="include steps superseded by a divergence")
+    target(p)
+    p.set_defaults(func=cmd_show)
+    p = ex.add_parser("cancel", help="cancel an execution")
+    p.add_argument("execution_id")
+    target(p)
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("signal", help="deliver a signal (approval, reply) to an execution")
+    p.add_argument("execution_id")
+    p.add_argument("name")
+    p.add_argument("--payload", default="null", help="JSON payload (default null)")
+    target(p)
+    p.set_defaults(func=cmd_signal)
+
+    p = sub.add_parser("demo", help="a durable execution whose worker is killed, and resumed")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--crash-after", type=int, default=18)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``agentspan`` command."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.func(args)
+        return result
+    except AgentspanError as exc:
+        print(f"agentspan: {exc.message}", file=sys.stderr)
+        return 1

@@ -1,0 +1,107 @@
+"""The one place where errors become HTTP answers.
+
+Every error body has the same shape, ``{"error": {"type": ..., "message": ...}}``, so a client can
+raise the same :mod:`agentspan.errors` class the server raised (see :class:`agentspan.client.HttpClient`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ...errors import (
+    AgentspanError,
+    ConflictError,
+    InvalidInputError,
+    LeaseLostError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+)
+
+__all__ = ["describe_errors", "error_response", "install_error_handlers", "status_for"]
+
+logger = logging.getLogger("agentspan.server")
+
+# Most specific first: the first class in an error's MRO that is listed here decides its status.
+_STATUS: dict[type, int] = {
+    PayloadTooLargeError: 413,
+    InvalidInputError: 400,
+    NotFoundError: 404,
+    LeaseLostError: 409,
+    ConflictError: 409,
+    UnauthorizedError: 401,
+}
+# Errors raised by the framework itself (unknown route, wrong method) get a category by status.
+_TYPE_BY_STATUS = {401: "UnauthorizedError", 404: "NotFoundError", 409: "ConflictError", 413: "PayloadTooLargeError"}
+
+
+def status_for(exc: AgentspanError) -> int:
+    """The HTTP status of an error: 4xx for what the caller can fix, 500 for everything else."""
+    for cls in type(exc).__mro__:
+        status = _STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+def error_response(exc: AgentspanError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The JSON answer for ``exc``, with the status :func:`status_for` gives it."""
+    body = exc.to_dict()
+    if isinstance(exc, LeaseLostError) and exc.epoch is not None:
+        body["epoch"] = exc.epoch
+    return JSONResponse({"error": body}, status_code=status_for(exc), headers=headers)
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]]) -> str:
+    """One line for a list of pydantic error dicts, in the form of :func:`agentspan.runtime._models.describe`."""
+    parts = []
+    for err in errors:
+        where = ".".join(str(p) for p in err.get("loc", ())) or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+async def _agentspan_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AgentspanError)
+    if status_for(exc) == 500:
+        logger.error("%s %s failed: %r", request.method, request.url.path, exc)
+    return error_response(exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    body = {"type": InvalidInputError.__name__, "message": describe_errors(exc.errors())}
+    return JSONResponse({"error": body}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    else:
+        message = str(exc.detail)
+    error_type = _TYPE_BY_STATUS.get(exc.status_code, "InvalidInputError" if exc.status_code < 500 else "InternalError")
+    return JSONResponse(
+        {"error": {"type": error_type, "message": message}}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    body = {"type": "InternalError", "message": "internal server error; the server log has the details"}
+    return JSONResponse({"error": body}, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error of ``app`` answer with the JSON error body."""
+    app.add_exception_handler(AgentspanError, _agentspan_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

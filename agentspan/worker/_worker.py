@@ -1,0 +1,232 @@
+"""The worker: claims executions, runs them under a durable context, heartbeats, finishes them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from types import FrameType
+from typing import Any
+
+from ..client import Client
+from ..durable._codec import error_info
+from ..durable._context import DurableContext, Suspended, WorkerStopping
+from ..durable._definitions import FunctionDefinition
+from ..durable._writer import JournalWriter
+from ..errors import AgentspanError, ConfigurationError, LeaseLostError, NotJSONError
+from ..runtime import Claim, FinishRecord
+
+__all__ = ["Worker", "default_worker_id"]
+
+log = logging.getLogger("agentspan.worker")
+
+
+def default_worker_id() -> str:
+    """``host:pid:random``: unique, and says where the worker runs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class _Interrupted(Exception):
+    """Raised by the signal handler to leave a blocking claim when no execution runs."""
+
+
+class Worker:
+    """Runs durable functions that a runtime queues for them.
+
+    Args:
+        client: The runtime (in-process :class:`~agentspan.runtime.Service` or an ``HttpClient``).
+        functions: Durable functions (decorated with ``@durable.function``) this worker can run.
+        worker_id: Identifies the worker in leases (default: host, pid and a random suffix).
+        lease_seconds: How long a lease lasts without a heartbeat; a dead worker's executions are
+            taken over after this long.
+        poll_seconds: How long one claim request waits for work (long poll).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        functions: Iterable[Callable[..., Any]],
+        *,
+        worker_id: str | None = None,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 10.0,
+    ) -> None:
+        self.client = client
+        self.definitions: dict[str, FunctionDefinition] = {}
+        for fn in functions:
+            definition = FunctionDefinition.of(fn)
+            if definition.name in self.definitions and self.definitions[definition.name].fn is not fn:
+                raise ConfigurationError(f"two different functions are named {definition.name!r}")
+            self.definitions[definition.name] = definition
+        if not self.definitions:
+            raise ConfigurationError("a worker needs at least one durable function to run")
+        self.worker_id = worker_id or default_worker_id()
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self._stopping = threading.Event()
+        self._current: DurableContext | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """The names this worker claims by."""
+        return sorted(self.definitions)
+
+    def stop(self) -> None:
+        """Stop claiming; the running execution finishes its current step, then is released."""
+        self._stopping.set()
+        current = self._current
+        if current is not None:
+            current.stop_requested.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping.is_set()
+
+    def run(self, *, max_executions: int | None = None, handle_signals: bool = False) -> int:
+        """Claim and run executions until stopped; returns how many it ran.
+
+        Args:
+            max_executions: Return after this many.
+            handle_signals: Stop gracefully on SIGTERM and SIGINT (main thread only): the current
+                step finishes, the execution is released for another worker, the loop ends.
+        """
+        count = 0
+        with self._signals() if handle_signals else contextlib.nullcontext():
+            while not self._stopping.is_set() and (max_executions is None or count < max_executions):
+                try:
+                    claim = self.client.claim(
+                        self.worker_id, self.names, wait_seconds=self.poll_seconds, lease_seconds=self.lease_seconds
+                    )
+                except _Interrupted:
+                    break
+                if claim is None:
+                    continue
+                self.execute(claim)
+                count += 1
+        return count
+
+    def run_once(self, *, wait_seconds: float = 0.0) -> bool:
+        """Claim one execution (waiting up to ``wait_seconds``) and run it; False if none came."""
+        claim = self.client.claim(
+            self.worker_id, self.names, wait_seconds=wait_seconds, lease_seconds=self.lease_seconds
+        )
+        if claim is None:
+            return False
+        self.execute(claim)
+        return True
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            log.info("worker %s: signal %s, stopping after the current step", self.worker_id, signum)
+            idle = self._current is None
+            self.stop()
+            if idle:
+                raise _Interrupted()
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    # --- one execution -----------------------------------------------------------------------------
+    def execute(self, claim: Claim) -> None:
+        """Run one claimed execution to its end, suspension, release or lost lease."""
+        execution = claim.execution
+        definition = self.definitions.get(execution.name)
+        writer = JournalWriter(self.client, execution.id, self.worker_id, claim.epoch)
+        if definition is None:  # cannot happen through claim(), which names only known functions
+            writer.write(FinishRecord(status="released"))
+            return
+        ctx = DurableContext(claim, writer, strict=definition.strict)
+        if self._stopping.is_set():
+            ctx.stop_requested.set()
+        beat = _Heartbeat(self, ctx, claim)
+        self._current = ctx
+        try:
+            beat.start()
+            self._finish(ctx, writer, definition, execution.input)
+        except LeaseLostError as exc:
+            log.warning("worker %s lost execution %s: %s", self.worker_id, execution.id, exc.message)
+        finally:
+            self._current = None
+            beat.stop()
+            writer.close()
+
+    def _finish(self, ctx: DurableContext, writer: JournalWriter, definition: FunctionDefinition, data: Any) -> None:
+        record: FinishRecord
+        try:
+            with ctx.activate():
+                result = _call(definition.fn, data)
+            try:
+                output = definition.codec.encode(result, f"the result of {definition.name}")
+                record = FinishRecord(status="completed", output=output)
+            except NotJSONError as exc:
+                record = FinishRecord(status="failed", error=error_info(exc))
+        except Suspended:
+            record = FinishRecord(status="waiting")
+        except WorkerStopping:
+            record = FinishRecord(status="released")
+        except LeaseLostError:
+            raise
+        except Exception as exc:
+            if writer.failure is not None:
+                raise writer.failure from exc
+            record = FinishRecord(status="failed", error=error_info(exc))
+        writer.write(record)
+
+
+def _call(fn: Callable[..., Any], data: Any) -> Any:
+    kwargs = data if isinstance(data, dict) else {}
+    if not isinstance(data, dict) and data is not None:
+        raise TypeError(f"the input of a durable function must be an object of arguments, not {type(data).__name__}")
+    if inspect.iscoroutinefunction(fn):
+        return asyncio.run(fn(**kwargs))
+    return fn(**kwargs)
+
+
+class _Heartbeat:
+    """Renews the lease in the background; on a lost lease or a cancellation, stops the execution."""
+
+    def __init__(self, worker: Worker, ctx: DurableContext, claim: Claim) -> None:
+        self._worker = worker
+        self._ctx = ctx
+        self._claim = claim
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="agentspan-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        interval = self._worker.lease_seconds / 3
+        execution_id = self._claim.execution.id
+        while not self._done.wait(interval):
+            try:
+                beat = self._worker.client.heartbeat(
+                    execution_id, self._worker.worker_id, self._claim.epoch, lease_seconds=self._worker.lease_seconds
+                )
+            except LeaseLostError:
+                self._ctx.stop_requested.set()
+                return
+            except AgentspanError as exc:  # the server is unreachable for now: keep trying
+                log.warning("heartbeat for %s failed: %s", execution_id, exc.message)
+                continue
+            if beat.cancel_requested:
+                self._ctx.stop_requested.set()
+                return
+
