@@ -1,5 +1,6 @@
 """Clients of the runtime: one interface, two transports (in-process and HTTP)."""
 
 from ._base import Client
+from ._http import HttpClient
 
-__all__ = ["Client"]
+__all__ = ["Client", "HttpClient"]

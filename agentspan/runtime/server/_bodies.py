@@ -87,7 +87,14 @@ class DefinitionBody(_Body):
     """Free-form JSON describing it."""
 
 
-BODIES: tuple[type[BaseModel], ...] = (CreateExecution, RecordsBody, ClaimBody, HeartbeatBody, SignalBody, DefinitionBody)
+BODIES: tuple[type[BaseModel], ...] = (
+    CreateExecution,
+    RecordsBody,
+    ClaimBody,
+    HeartbeatBody,
+    SignalBody,
+    DefinitionBody,
+)
 """Every request body model, for the OpenAPI document."""
 
 B = TypeVar("B", bound=BaseModel)

@@ -39,7 +39,12 @@ _STATUS: dict[type, int] = {
     UnauthorizedError: 401,
 }
 # Errors raised by the framework itself (unknown route, wrong method) get a category by status.
-_TYPE_BY_STATUS = {401: "UnauthorizedError", 404: "NotFoundError", 409: "ConflictError", 413: "PayloadTooLargeError"}
+_TYPE_BY_STATUS = {
+    401: "UnauthorizedError",
+    404: "NotFoundError",
+    409: "ConflictError",
+    413: "PayloadTooLargeError",
+}
 
 
 def status_for(exc: AgentspanError) -> int:
@@ -60,7 +65,7 @@ def error_response(exc: AgentspanError, headers: Mapping[str, str] | None = None
 
 
 def describe_errors(errors: Iterable[Mapping[str, Any]]) -> str:
-    """One line for a list of pydantic error dicts, in the form of :func:`agentspan.runtime._models.describe`."""
+    """One line for pydantic error dicts, in the form of :func:`agentspan.runtime._models.describe`."""
     parts = []
     for err in errors:
         where = ".".join(str(p) for p in err.get("loc", ())) or "body"
@@ -85,9 +90,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         message = f"no such endpoint: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
     else:
         message = str(exc.detail)
-    error_type = _TYPE_BY_STATUS.get(exc.status_code, "InvalidInputError" if exc.status_code < 500 else "InternalError")
+    error_type = _TYPE_BY_STATUS.get(
+        exc.status_code, "InvalidInputError" if exc.status_code < 500 else "InternalError"
+    )
     return JSONResponse(
         {"error": {"type": error_type, "message": message}}, status_code=exc.status_code, headers=exc.headers
     )

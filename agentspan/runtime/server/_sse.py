@@ -19,7 +19,9 @@ _KEEPALIVE = b": keep-alive\n\n"
 _HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def event_stream(service: Service, execution_id: str, *, after: int, keepalive_seconds: float) -> StreamingResponse:
+def event_stream(
+    service: Service, execution_id: str, *, after: int, keepalive_seconds: float
+) -> StreamingResponse:
     """Stream the events of an execution with ``id > after`` as they happen.
 
     Raises ``NotFoundError`` (a 404, before the stream starts) for an unknown execution. The stream
@@ -34,10 +36,16 @@ def event_stream(service: Service, execution_id: str, *, after: int, keepalive_s
 
 def _frame(event: Event) -> bytes:
     # Compact JSON never contains a raw newline, so the data fits on one ``data:`` line.
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.id, event.type.encode(), event.model_dump_json().encode())
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (
+        event.id,
+        event.type.encode(),
+        event.model_dump_json().encode(),
+    )
 
 
-async def _frames(service: Service, execution_id: str, after: int, keepalive_seconds: float) -> AsyncIterator[bytes]:
+async def _frames(
+    service: Service, execution_id: str, after: int, keepalive_seconds: float
+) -> AsyncIterator[bytes]:
     while True:
         try:
             # Status first: if it is terminal, its terminal event is already in the log, so no event

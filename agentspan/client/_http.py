@@ -1,0 +1,369 @@
+"""The HTTP transport: :class:`HttpClient` speaks to a runtime server's ``/api``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from ..errors import (
+    AgentspanError,
+    ConflictError,
+    InvalidInputError,
+    LeaseLostError,
+    NotFoundError,
+    NotJSONError,
+    PayloadTooLargeError,
+    TransportError,
+    UnauthorizedError,
+)
+from ..runtime import (
+    Claim,
+    Definition,
+    Event,
+    Execution,
+    ExecutionPage,
+    ExecutionStatus,
+    Heartbeat,
+    Record,
+    Step,
+    WriteResult,
+)
+
+__all__ = ["DEFAULT_SERVER_URL", "HttpClient"]
+
+DEFAULT_SERVER_URL = "http://localhost:6767/api"
+"""Where :class:`HttpClient` looks when neither an argument nor ``AGENTSPAN_SERVER_URL`` says."""
+
+T = TypeVar("T")
+
+_STEPS = TypeAdapter(list[Step])
+_EVENTS = TypeAdapter(list[Event])
+_DEFINITIONS = TypeAdapter(list[Definition])
+
+# The error classes the server answers with, by the ``type`` of its error body.
+_ERRORS: dict[str, type[AgentspanError]] = {
+    cls.__name__: cls
+    for cls in (
+        InvalidInputError,
+        NotJSONError,
+        PayloadTooLargeError,
+        NotFoundError,
+        ConflictError,
+        LeaseLostError,
+        UnauthorizedError,
+    )
+}
+# When the body names no known type (a proxy answered, say), the status decides.
+_ERRORS_BY_STATUS: dict[int, type[AgentspanError]] = {
+    401: UnauthorizedError,
+    403: UnauthorizedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+}
+# A connection that could not be made carried nothing, so trying again is safe; anything that
+# fails later may have reached the server, and is left to the caller (``TransportError.retryable``).
+_CONNECT_ATTEMPTS = 4
+_CONNECT_BACKOFF = 0.05
+_MAX_WAIT = 300.0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _encode(value: Any, what: str) -> bytes:
+    """Serialise like the store does: NaN, sets and arbitrary objects are refused, never coerced."""
+    try:
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+        ).encode()
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        raise NotJSONError(
+            f"{what} is not JSON: {exc}; pass only dicts, lists, str, numbers, bools, None"
+        ) from exc
+
+
+def _segment(value: str) -> str:
+    # Dots are escaped too, so that a name like ".." stays one path segment.
+    return quote(value, safe="").replace(".", "%2E")
+
+
+def _execution_path(execution_id: str) -> str:
+    if execution_id.isalnum():
+        return f"/executions/{execution_id}"
+    if not execution_id or "/" in execution_id:
+        # The server's ids never contain a slash; such an id would address another endpoint.
+        raise NotFoundError(f"no execution with id {execution_id!r}", execution_id=execution_id)
+    return f"/executions/{_segment(execution_id)}"
+
+
+class HttpClient:
+    """A :class:`~agentspan.client.Client` for a runtime server, over one keep-alive connection pool.
+
+    Raises the same :mod:`agentspan.errors` as the in-process service, rebuilt from the server's
+    error answers, plus :class:`~agentspan.errors.TransportError` when the server cannot be reached
+    or fails (5xx). Usable as a context manager, which closes it.
+
+    Args:
+        base_url: The API root, e.g. ``http://localhost:6767/api``; defaults to
+            ``AGENTSPAN_SERVER_URL``, then :data:`DEFAULT_SERVER_URL`.
+        token: Bearer token for a server started with one; defaults to ``AGENTSPAN_AUTH_TOKEN``.
+        timeout: Seconds to wait for a connection and for each answer; long polls wait this much
+            longer than the time they ask the server to wait.
+    """
+
+    inline_writes = False
+    """Every write is a network round trip: async callers should make it in a thread."""
+
+    def __init__(
+        self, base_url: str | None = None, *, token: str | None = None, timeout: float = 30.0
+    ) -> None:
+        url = base_url or os.environ.get("AGENTSPAN_SERVER_URL") or DEFAULT_SERVER_URL
+        self.base_url = url.rstrip("/")
+        if token is None:
+            token = os.environ.get("AGENTSPAN_AUTH_TOKEN") or None
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.timeout = timeout
+        self._http = httpx.Client(headers=headers, timeout=timeout)
+
+    # plumbing ------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HttpClient({self.base_url!r})"
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        wait: float = 0.0,
+    ) -> httpx.Response:
+        url = self.base_url + path
+        timeout = (
+            httpx.Timeout(self.timeout, read=self.timeout + wait) if wait > 0 else httpx.USE_CLIENT_DEFAULT
+        )
+        for attempt in range(_CONNECT_ATTEMPTS):
+            try:
+                response = self._http.request(method, url, content=content, params=params, timeout=timeout)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt + 1 == _CONNECT_ATTEMPTS:
+                    raise TransportError(
+                        f"cannot reach the Agentspan server at {self.base_url}: {exc}"
+                    ) from exc
+                time.sleep(_CONNECT_BACKOFF * 2**attempt)
+                continue
+            except httpx.TimeoutException as exc:
+                raise TransportError(f"{method} {url} timed out: {exc!r}") from exc
+            except httpx.HTTPError as exc:
+                raise TransportError(f"{method} {url} failed: {exc!r}") from exc
+            if response.status_code >= 400:
+                raise _error_from(response)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _parse(response: httpx.Response, model: type[BaseModel] | TypeAdapter[Any]) -> Any:
+        try:
+            if isinstance(model, TypeAdapter):
+                return model.validate_json(response.content)
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise TransportError(
+                f"unexpected answer from {response.request.url} ({response.status_code}): {exc}"
+            ) from None
+
+    # executions ----------------------------------------------------------------------------------------
+    def create_execution(
+        self, name: str, input: Any = None, *, idempotency_key: str | None = None
+    ) -> Execution:
+        """Queue an execution of ``name``; the same idempotency key returns the same execution."""
+        body = {"name": name, "input": input, "idempotency_key": idempotency_key}
+        response = self._request("POST", "/executions", content=_encode(body, "execution input"))
+        result: Execution = self._parse(response, Execution)
+        return result
+
+    def get_execution(self, execution_id: str) -> Execution:
+        """One execution."""
+        result: Execution = self._parse(self._request("GET", _execution_path(execution_id)), Execution)
+        return result
+
+    def list_executions(
+        self,
+        *,
+        status: ExecutionStatus | str | None = None,
+        name: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        """Executions newest first, filtered, one page at a time."""
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (
+            ("status", status),
+            ("name", name),
+            ("created_after", created_after),
+            ("created_before", created_before),
+            ("cursor", cursor),
+        ):
+            if value is not None:
+                params[key] = value.isoformat() if isinstance(value, datetime) else str(value)
+        result: ExecutionPage = self._parse(self._request("GET", "/executions", params=params), ExecutionPage)
+        return result
+
+    def cancel_execution(self, execution_id: str) -> Execution:
+        """Cancel an unfinished execution."""
+        response = self._request("POST", _execution_path(execution_id) + "/cancel")
+        result: Execution = self._parse(response, Execution)
+        return result
+
+    def delete_execution(self, execution_id: str) -> None:
+        """Delete a non-running execution with its journal and events."""
+        self._request("DELETE", _execution_path(execution_id))
+
+    # journal and workers -------------------------------------------------------------------------------
+    def get_journal(self, execution_id: str, *, include_superseded: bool = False) -> list[Step]:
+        """The journal in order."""
+        params = {"include_superseded": "true"} if include_superseded else None
+        response = self._request("GET", _execution_path(execution_id) + "/journal", params=params)
+        result: list[Step] = self._parse(response, _STEPS)
+        return result
+
+    def write_records(
+        self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record]
+    ) -> WriteResult:
+        """Write a batch of records atomically under the lease ``epoch``."""
+        body = {"worker_id": worker_id, "epoch": epoch, "records": [r.model_dump() for r in records]}
+        response = self._request(
+            "POST",
+            _execution_path(execution_id) + "/records",
+            content=_encode(body, "a step's input or output"),
+        )
+        result: WriteResult = self._parse(response, WriteResult)
+        return result
+
+    def claim(
+        self, worker_id: str, names: Sequence[str], *, wait_seconds: float = 0.0, lease_seconds: float = 30.0
+    ) -> Claim | None:
+        """Lease the next execution among ``names``, long-polling up to ``wait_seconds``."""
+        body = {
+            "worker_id": worker_id,
+            "names": list(names),
+            "wait_seconds": wait_seconds,
+            "lease_seconds": lease_seconds,
+        }
+        wait = wait_seconds if 0 < wait_seconds <= _MAX_WAIT else 0.0
+        response = self._request("POST", "/claims", content=_encode(body, "a claim"), wait=wait)
+        if response.status_code == 204:
+            return None
+        result: Claim = self._parse(response, Claim)
+        return result
+
+    def heartbeat(
+        self, execution_id: str, worker_id: str, epoch: int, *, lease_seconds: float = 30.0
+    ) -> Heartbeat:
+        """Renew a lease."""
+        body = {"worker_id": worker_id, "epoch": epoch, "lease_seconds": lease_seconds}
+        response = self._request(
+            "POST", _execution_path(execution_id) + "/heartbeat", content=_encode(body, "a heartbeat")
+        )
+        result: Heartbeat = self._parse(response, Heartbeat)
+        return result
+
+    # signals and events --------------------------------------------------------------------------------
+    def send_signal(self, execution_id: str, name: str, payload: Any = None) -> Execution:
+        """Deliver a signal (an approval, a reply) to an execution."""
+        path = f"{_execution_path(execution_id)}/signals/{_segment(name)}"
+        response = self._request("POST", path, content=_encode({"payload": payload}, "signal payload"))
+        result: Execution = self._parse(response, Execution)
+        return result
+
+    def get_events(self, execution_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
+        """Events after an event id."""
+        params = {"after": after, "limit": limit}
+        response = self._request("GET", _execution_path(execution_id) + "/events", params=params)
+        result: list[Event] = self._parse(response, _EVENTS)
+        return result
+
+    def wait_events(self, execution_id: str, *, after: int = 0, timeout: float = 30.0) -> list[Event]:
+        """Events after an event id, waiting up to ``timeout`` seconds (at most 300) for the first one."""
+        wait = min(max(timeout, 0.0), _MAX_WAIT)
+        params = {"after": after, "wait": wait}
+        response = self._request("GET", _execution_path(execution_id) + "/events", params=params, wait=wait)
+        result: list[Event] = self._parse(response, _EVENTS)
+        return result
+
+    # definitions ---------------------------------------------------------------------------------------
+    def put_definition(
+        self, name: str, spec: dict[str, Any] | None = None, *, kind: str = "function"
+    ) -> Definition:
+        """Register a definition by name."""
+        content = _encode({"kind": kind, "spec": spec}, "definition spec")
+        response = self._request("PUT", f"/definitions/{_segment(name)}", content=content)
+        result: Definition = self._parse(response, Definition)
+        return result
+
+    def get_definition(self, name: str) -> Definition:
+        """One definition."""
+        result: Definition = self._parse(self._request("GET", f"/definitions/{_segment(name)}"), Definition)
+        return result
+
+    def list_definitions(self) -> list[Definition]:
+        """All definitions."""
+        result: list[Definition] = self._parse(self._request("GET", "/definitions"), _DEFINITIONS)
+        return result
+
+    def delete_definition(self, name: str) -> None:
+        """Remove a definition."""
+        self._request("DELETE", f"/definitions/{_segment(name)}")
+
+
+def _error_from(response: httpx.Response) -> AgentspanError:
+    """The error an error answer stands for: by its ``type``, else by its status code."""
+    status = response.status_code
+    error: dict[str, Any] = {}
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            error = body["error"]
+    except ValueError:
+        pass
+    message = str(error.get("message") or response.text[:500] or response.reason_phrase)
+    execution_id = error.get("execution_id")
+    execution_id = execution_id if isinstance(execution_id, str) else None
+    if status >= 500:
+        return TransportError(f"the server failed ({status}): {message}", execution_id=execution_id)
+    cls = _ERRORS.get(str(error.get("type"))) or _ERRORS_BY_STATUS.get(status, InvalidInputError)
+    if cls is LeaseLostError:
+        epoch = error.get("epoch")
+        return LeaseLostError(
+            message, execution_id=execution_id, epoch=epoch if isinstance(epoch, int) else None
+        )
+    return cls(message, execution_id=execution_id)

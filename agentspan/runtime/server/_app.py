@@ -1,0 +1,116 @@
+"""The FastAPI application over a :class:`~agentspan.runtime.Service`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
+
+from ... import __version__
+from ...errors import ConfigurationError
+from .._service import Service
+from ._auth import BearerAuth
+from ._bodies import BODIES
+from ._errors import install_error_handlers
+from ._limits import BodySizeLimit
+from ._routes import health, router
+
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "create_app"]
+
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+"""The largest request body accepted unless ``create_app`` is told otherwise."""
+
+_LEASE_SWEEP_SECONDS = 1.0
+logger = logging.getLogger("agentspan.server")
+
+
+def create_app(
+    service: Service,
+    *,
+    auth_token: str | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    keepalive_seconds: float = 15.0,
+) -> FastAPI:
+    """The HTTP API of ``service`` under ``/api``, with ``/health`` and the OpenAPI document.
+
+    While the app runs, a background task re-queues executions whose lease expired, once a second,
+    so a dead worker's executions show as queued even before another worker asks for work.
+
+    Args:
+        service: The runtime to expose; the caller keeps ownership (the app does not close it).
+        auth_token: When set, every route but the health check requires
+            ``Authorization: Bearer <auth_token>``.
+        max_request_bytes: Larger request bodies are refused with 413 before anything is parsed.
+        keepalive_seconds: How often an idle event stream sends a keep-alive comment.
+
+    Raises:
+        ConfigurationError: ``auth_token`` is empty or ``max_request_bytes`` is not positive.
+    """
+    if auth_token is not None and not auth_token:
+        raise ConfigurationError(
+            "the auth token is empty; set a non-empty AGENTSPAN_AUTH_TOKEN or none at all"
+        )
+    if max_request_bytes < 1:
+        raise ConfigurationError(f"max_request_bytes must be positive, not {max_request_bytes}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(_expire_leases_forever(service), name="agentspan-lease-sweeper")
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+
+    app = FastAPI(
+        title="Agentspan runtime",
+        version=__version__,
+        description="Durable executions, their journals, the work queue, signals and event streams.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.keepalive_seconds = keepalive_seconds
+    app.include_router(router, prefix="/api")
+    app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
+    install_error_handlers(app)
+    # The last middleware added is the outermost: authenticate before reading any body.
+    app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
+    if auth_token is not None:
+        app.add_middleware(BearerAuth, token=auth_token)
+    app.openapi = _openapi_with_bodies(app)  # type: ignore[method-assign]
+    return app
+
+
+async def _expire_leases_forever(service: Service) -> None:
+    while True:
+        await asyncio.sleep(_LEASE_SWEEP_SECONDS)
+        try:
+            service.expire_leases()  # one short transaction: cheaper inline than in a thread
+        except Exception:
+            logger.exception("expiring leases failed; retrying in %s s", _LEASE_SWEEP_SECONDS)
+
+
+def _openapi_with_bodies(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's OpenAPI document plus the schemas of the bodies the routes read themselves."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = FastAPI.openapi(app)
+            _, defs = models_json_schema(
+                [(model, "validation") for model in BODIES], ref_template="#/components/schemas/{model}"
+            )
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in defs.get("$defs", {}).items():
+                schemas.setdefault(name, schema)
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    return openapi

@@ -1,0 +1,304 @@
+"""The endpoints: each one reads its request, makes one call on the :class:`Service`, answers JSON.
+
+Handlers are ``async`` and call the service inline: a store call is a fraction of a millisecond,
+less than a hop to the threadpool costs, and long polls use the service's asyncio waits, so no
+request holds a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, TypeAdapter
+
+from ...errors import InvalidInputError
+from .._models import (
+    Claim,
+    CreateExecution,
+    Definition,
+    Event,
+    Execution,
+    ExecutionPage,
+    Heartbeat,
+    Step,
+    StepRecord,
+    WriteResult,
+)
+from .._service import Service
+from ._bodies import (
+    MAX_INT,
+    BodyReader,
+    ClaimBody,
+    DefinitionBody,
+    HeartbeatBody,
+    RecordsBody,
+    SignalBody,
+    body_doc,
+)
+from ._sse import event_stream
+
+__all__ = ["health", "router"]
+
+router = APIRouter()
+
+_CREATE = BodyReader(CreateExecution)
+_RECORDS = BodyReader(RecordsBody)
+_CLAIM = BodyReader(ClaimBody)
+_HEARTBEAT = BodyReader(HeartbeatBody)
+_SIGNAL = BodyReader(SignalBody, optional=True)
+_DEFINITION = BodyReader(DefinitionBody, optional=True)
+
+_STEPS = TypeAdapter(list[Step])
+_EVENTS = TypeAdapter(list[Event])
+_DEFINITIONS = TypeAdapter(list[Definition])
+
+_JSON = "application/json"
+_NO_CONTENT = 204
+# Timestamps round-trip through microsecond datetimes; an execution created this long before the
+# request started is an existing one (the answer is then 200 instead of 201).
+_CLOCK_SLACK = 0.001
+
+_EventId = Annotated[int, Query(ge=-MAX_INT - 1, le=MAX_INT)]
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def _json(model: BaseModel, status_code: int = 200) -> Response:
+    return Response(model.model_dump_json(), status_code=status_code, media_type=_JSON)
+
+
+async def health() -> dict[str, str]:
+    """Liveness: answers without a token."""
+    return {"status": "ok"}
+
+
+router.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Health")
+
+
+# executions ------------------------------------------------------------------------------------------
+@router.post(
+    "/executions",
+    response_model=Execution,
+    status_code=201,
+    responses={200: {"model": Execution, "description": "An execution with this idempotency key exists"}},
+    openapi_extra=body_doc(CreateExecution),
+    tags=["executions"],
+)
+async def create_execution(request: Request) -> Response:
+    """Queue an execution; the same idempotency key returns the existing one."""
+    body = await _CREATE.read(request)
+    service = _service(request)
+    started = service.clock()
+    execution = service.create_execution(body.name, body.input, idempotency_key=body.idempotency_key)
+    created = body.idempotency_key is None or execution.created_at.timestamp() >= started - _CLOCK_SLACK
+    return _json(execution, 201 if created else 200)
+
+
+@router.get("/executions", response_model=ExecutionPage, tags=["executions"])
+async def list_executions(
+    request: Request,
+    status: str | None = None,
+    name: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Response:
+    """Executions newest first, filtered, one page at a time (pass ``next_cursor`` as ``cursor``)."""
+    page = _service(request).list_executions(
+        status=status, name=name, created_after=created_after, created_before=created_before,
+        limit=limit, cursor=cursor,
+    )  # fmt: skip
+    return _json(page)
+
+
+@router.get("/executions/{execution_id}", response_model=Execution, tags=["executions"])
+async def get_execution(execution_id: str, request: Request) -> Response:
+    """One execution."""
+    return _json(_service(request).get_execution(execution_id))
+
+
+@router.post("/executions/{execution_id}/cancel", response_model=Execution, tags=["executions"])
+async def cancel_execution(execution_id: str, request: Request) -> Response:
+    """Cancel an unfinished execution; a worker running it has its next write rejected."""
+    return _json(_service(request).cancel_execution(execution_id))
+
+
+@router.delete("/executions/{execution_id}", status_code=_NO_CONTENT, tags=["executions"])
+async def delete_execution(execution_id: str, request: Request) -> Response:
+    """Delete a non-running execution with its journal and events."""
+    _service(request).delete_execution(execution_id)
+    return Response(status_code=_NO_CONTENT)
+
+
+@router.get("/executions/{execution_id}/journal", response_model=list[Step], tags=["executions"])
+async def get_journal(execution_id: str, request: Request, include_superseded: bool = False) -> Response:
+    """The journal in order; steps superseded by a divergence on request."""
+    steps = _service(request).get_journal(execution_id, include_superseded=include_superseded)
+    return Response(_STEPS.dump_json(steps), media_type=_JSON)
+
+
+@router.post(
+    "/executions/{execution_id}/signals/{name:path}",
+    response_model=Execution,
+    openapi_extra=body_doc(SignalBody, required=False),
+    tags=["executions"],
+)
+async def send_signal(execution_id: str, name: str, request: Request) -> Response:
+    """Deliver a signal once; an execution waiting for it is queued again."""
+    body = await _SIGNAL.read(request)
+    return _json(_service(request).send_signal(execution_id, name, body.payload))
+
+
+# events ------------------------------------------------------------------------------------------------
+@router.get("/executions/{execution_id}/events", response_model=list[Event], tags=["events"])
+async def get_events(
+    execution_id: str,
+    request: Request,
+    after: _EventId = 0,
+    limit: int = 1000,
+    wait: Annotated[float, Query(ge=0, le=300, allow_inf_nan=False)] = 0.0,
+) -> Response:
+    """Events with ``id > after``; with ``wait`` seconds, waits for the first one (a long poll)."""
+    service = _service(request)
+    if wait > 0:
+        events = await service.wait_events_async(execution_id, after=after, timeout=wait)
+        events = events[: max(limit, 1)]
+    else:
+        events = service.get_events(execution_id, after=after, limit=limit)
+    return Response(_EVENTS.dump_json(events), media_type=_JSON)
+
+
+@router.get(
+    "/executions/{execution_id}/events/stream",
+    response_class=Response,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+    tags=["events"],
+)
+async def stream_events(
+    execution_id: str,
+    request: Request,
+    after: _EventId = 0,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The events as Server-Sent Events, resuming after ``Last-Event-ID`` (or ``after``); the stream
+    ends after the execution completes, fails or is cancelled."""
+    if last_event_id is not None:
+        try:
+            after = int(last_event_id)
+        except ValueError:
+            raise InvalidInputError(f"Last-Event-ID must be an event id, not {last_event_id!r}") from None
+    keepalive: float = request.app.state.keepalive_seconds
+    return event_stream(_service(request), execution_id, after=after, keepalive_seconds=keepalive)
+
+
+# workers -----------------------------------------------------------------------------------------------
+@router.post(
+    "/executions/{execution_id}/records",
+    response_model=WriteResult,
+    openapi_extra=body_doc(RecordsBody),
+    tags=["workers"],
+)
+async def write_records(execution_id: str, request: Request) -> Response:
+    """Write a batch of records atomically under the lease ``epoch`` (409 if the lease was lost)."""
+    body = await _RECORDS.read(request)
+    for record in body.records:
+        if isinstance(record, StepRecord) and record.attempt > MAX_INT:
+            raise InvalidInputError(f"step {record.key!r}: attempt {record.attempt} is too large")
+    return _json(_service(request).write_records(execution_id, body.worker_id, body.epoch, body.records))
+
+
+@router.post(
+    "/claims",
+    response_model=Claim,
+    responses={_NO_CONTENT: {"description": "Nothing became claimable within wait_seconds"}},
+    openapi_extra=body_doc(ClaimBody),
+    tags=["workers"],
+)
+async def claim(request: Request) -> Response:
+    """Lease the next execution among ``names``, long-polling up to ``wait_seconds``."""
+    body = await _CLAIM.read(request)
+    claim = _service(request).claim_async(
+        body.worker_id, body.names, wait_seconds=body.wait_seconds, lease_seconds=body.lease_seconds
+    )
+    if body.wait_seconds > 0:
+        found = await _unless_disconnected(request, claim)
+    else:
+        found = await claim
+    return Response(status_code=_NO_CONTENT) if found is None else _json(found)
+
+
+async def _unless_disconnected(request: Request, claim: Coroutine[Any, Any, Claim | None]) -> Claim | None:
+    """Await a long-polling claim, abandoning it if the worker hangs up meanwhile.
+
+    Otherwise a worker killed while it waits would be handed the next execution, which would then
+    sit leased to nobody until the lease expires.
+    """
+    waiting = asyncio.ensure_future(claim)
+    hangup = asyncio.ensure_future(_hangup(request))
+    try:
+        await asyncio.wait((waiting, hangup), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hangup.cancel()
+        if not waiting.done():
+            waiting.cancel()  # it is waiting, not claiming: cancelling it claims nothing
+    return waiting.result() if waiting.done() else None
+
+
+async def _hangup(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+@router.post(
+    "/executions/{execution_id}/heartbeat",
+    response_model=Heartbeat,
+    openapi_extra=body_doc(HeartbeatBody),
+    tags=["workers"],
+)
+async def heartbeat(execution_id: str, request: Request) -> Response:
+    """Renew a lease (409 if another worker took it over)."""
+    body = await _HEARTBEAT.read(request)
+    service = _service(request)
+    return _json(
+        service.heartbeat(execution_id, body.worker_id, body.epoch, lease_seconds=body.lease_seconds)
+    )
+
+
+# definitions -------------------------------------------------------------------------------------------
+@router.get("/definitions", response_model=list[Definition], tags=["definitions"])
+async def list_definitions(request: Request) -> Response:
+    """All deployed definitions, by name."""
+    return Response(_DEFINITIONS.dump_json(_service(request).list_definitions()), media_type=_JSON)
+
+
+@router.put(
+    "/definitions/{name:path}",
+    response_model=Definition,
+    openapi_extra=body_doc(DefinitionBody, required=False),
+    tags=["definitions"],
+)
+async def put_definition(name: str, request: Request) -> Response:
+    """Register (or replace) a definition by name."""
+    body = await _DEFINITION.read(request)
+    return _json(_service(request).put_definition(name, body.spec, kind=body.kind))
+
+
+@router.get("/definitions/{name:path}", response_model=Definition, tags=["definitions"])
+async def get_definition(name: str, request: Request) -> Response:
+    """One definition."""
+    return _json(_service(request).get_definition(name))
+
+
+@router.delete("/definitions/{name:path}", status_code=_NO_CONTENT, tags=["definitions"])
+async def delete_definition(name: str, request: Request) -> Response:
+    """Remove a definition."""
+    _service(request).delete_definition(name)
+    return Response(status_code=_NO_CONTENT)
