@@ -1,0 +1,85 @@
+"""Real processes for the crash tests: a server and workers started with the ``agentspan`` command."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+
+TESTS = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH", "")]))
+    env.pop("AGENTSPAN_SERVER_URL", None)
+    return env
+
+
+def start_server(db: Path, port: int, *, synchronous: str = "full") -> subprocess.Popen[bytes]:
+    """``agentspan server`` on a loopback port; returns once /health answers."""
+    log = db.with_suffix(".server.log")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agentspan", "server", "--port", str(port), "--db", str(db),
+             "--synchronous", synchronous],
+            env=_env(), stdout=out, stderr=out,
+        )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("server did not become healthy")
+
+
+def start_worker(
+    *, server: str | None = None, db: Path | None = None, lease: float = 2.0, target: str = "flows:functions"
+) -> subprocess.Popen[bytes]:
+    """``agentspan worker`` for the test flows, over HTTP (``server``) or on the SQLite file (``db``)."""
+    where = ["--server", server] if server else ["--db", str(db)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentspan", "worker", target, *where,
+         "--lease-seconds", str(lease), "--poll-seconds", "1", "--max-executions", "1"],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def side_effects(log: Path) -> tuple[Counter[str], dict[str, set[str]]]:
+    """How often each label ran, and with which idempotency keys."""
+    counts: Counter[str] = Counter()
+    keys: dict[str, set[str]] = defaultdict(set)
+    if log.exists():
+        for line in log.read_text().splitlines():
+            label, key, _pid = line.split("\t")
+            counts[label] += 1
+            keys[label].add(key)
+    return counts, keys
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
