@@ -15,7 +15,9 @@ os.environ.pop("LANGCHAIN_TRACING_V2", None)
 # Never let a test talk to a server configured in the developer's shell.
 os.environ.pop("AGENTSPAN_SERVER_URL", None)
 
-from agentspan.runtime import Service, SQLiteStore  # noqa: E402
+from agentspan.client import HttpClient
+from agentspan.runtime import Claim, Service, SQLiteStore
+from agentspan.testing import ServerHandle, serve_in_thread
 
 
 @pytest.fixture
@@ -30,3 +32,28 @@ def service(db_path: Path) -> Iterator[Service]:
     svc = Service(SQLiteStore(db_path))
     yield svc
     svc.close()
+
+
+# --- HTTP API -------------------------------------------------------------------------------------------
+@pytest.fixture
+def http_server(service: Service) -> Iterator[ServerHandle]:
+    """A real uvicorn serving ``service`` on a free loopback port, without authentication."""
+    with serve_in_thread(service) as server:
+        yield server
+
+
+@pytest.fixture
+def http_client(http_server: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpClient]:
+    """An :class:`HttpClient` of ``http_server`` (no token, whatever the shell exports)."""
+    monkeypatch.delenv("AGENTSPAN_AUTH_TOKEN", raising=False)
+    with HttpClient(http_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+def http_claim(http_client: HttpClient) -> Claim:
+    """An execution of ``http-fn`` claimed by worker ``w1`` over HTTP."""
+    execution = http_client.create_execution("http-fn", {"n": 1})
+    claim = http_client.claim("w1", ["http-fn"])
+    assert claim is not None and claim.execution.id == execution.id
+    return claim

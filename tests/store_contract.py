@@ -68,7 +68,9 @@ class StoreContract:
     def test_listing_filters_and_pages_newest_first(self, store: Store) -> None:
         for i in range(5):
             _create(store, f"e{i}", "a" if i % 2 == 0 else "b", now=T0 + i)
-        page = store.list_executions(status=None, name=None, created_after=None, created_before=None, limit=2, cursor=None)
+        page = store.list_executions(
+            status=None, name=None, created_after=None, created_before=None, limit=2, cursor=None
+        )
         assert [e.id for e in page.items] == ["e4", "e3"]
         assert page.next_cursor is not None
         rest = store.list_executions(

@@ -95,9 +95,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     client = _connect(args)
     try:
-        execution = client.create_execution(
-            args.name, json.loads(args.input), idempotency_key=args.idempotency_key
-        )
+        execution = client.create_execution(args.name, json.loads(args.input), idempotency_key=args.idempotency_key)
     except json.JSONDecodeError as exc:
         raise SystemExit(f"agentspan: --input is not JSON: {exc}") from None
     print(execution.id)

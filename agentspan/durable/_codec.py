@@ -142,6 +142,4 @@ def rebuild_error(error: ErrorInfo, **context: Any) -> BaseException:
                 return rebuilt
         except Exception:
             pass
-    return StepFailedError(
-        f"step failed earlier with {error.type}: {error.message}", error_type=error.type, **context
-    )
+    return StepFailedError(f"step failed earlier with {error.type}: {error.message}", error_type=error.type, **context)

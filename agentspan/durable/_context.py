@@ -56,14 +56,14 @@ class StepInfo:
     """The same on every attempt: pass it to APIs that de-duplicate (payments, emails, tickets)."""
 
 
-class Suspended(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class Suspended(BaseException):
     """Unwinds the durable function when the execution must wait (a signal or a timer).
 
     It derives from ``BaseException`` so that ``except Exception`` in user code does not swallow it.
     """
 
 
-class WorkerStopping(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class WorkerStopping(BaseException):
     """Unwinds the durable function at a step boundary when the worker is asked to stop."""
 
 
@@ -231,8 +231,7 @@ class DurableContext:
             return
         if policy is InDoubt.FAIL:
             exc = InDoubtStepError(
-                f"step {call.key!r} was interrupted (attempt {attempt - 1}) and its policy forbids running it"
-                " again",
+                f"step {call.key!r} was interrupted (attempt {attempt - 1}) and its policy forbids running it again",
                 execution_id=self.execution_id,
                 step_key=call.key,
                 attempt=attempt - 1,

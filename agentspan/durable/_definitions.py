@@ -110,9 +110,7 @@ def _simple(signature: inspect.Signature) -> bool:
 
 def _check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise ConfigurationError(
-            f"name {name!r} is not valid: use 1 to 200 letters, digits and _ . : - / characters"
-        )
+        raise ConfigurationError(f"name {name!r} is not valid: use 1 to 200 letters, digits and _ . : - / characters")
     return name
 
 
@@ -179,9 +177,7 @@ def step(
                 if current_context() is None:
                     return await func(*args, **kwargs)
                 arguments = _bind(func, definition.name, args, kwargs)
-                return await run_step_async(
-                    kind, definition.name, arguments, lambda: func(*args, **kwargs), **options
-                )
+                return await run_step_async(kind, definition.name, arguments, lambda: func(*args, **kwargs), **options)
 
             wrapper: Any = async_wrapper
         else:

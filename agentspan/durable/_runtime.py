@@ -95,7 +95,9 @@ class ExecutionHandle:
         if execution.status is ExecutionStatus.COMPLETED:
             return execution.output if self._codec is None else self._codec.decode(execution.output)
         if execution.status is ExecutionStatus.CANCELLED:
-            raise ExecutionCancelledError(f"execution {self.execution_id} was cancelled", execution_id=self.execution_id)
+            raise ExecutionCancelledError(
+                f"execution {self.execution_id} was cancelled", execution_id=self.execution_id
+            )
         error = execution.error
         raise ExecutionFailedError(
             f"execution {self.execution_id} failed: {error.type if error else 'error'}: {error.message if error else ''}",
@@ -170,7 +172,9 @@ class Runtime:
         expire_dead_local_workers(self.service)
 
     # --- starting -----------------------------------------------------------------------------
-    def start(self, fn: Callable[..., Any], /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> ExecutionHandle:
+    def start(
+        self, fn: Callable[..., Any], /, *args: Any, idempotency_key: str | None = None, **kwargs: Any
+    ) -> ExecutionHandle:
         """Start ``fn(*args, **kwargs)`` as a durable execution and return its handle.
 
         ``idempotency_key``: starting again with the same key returns the same execution (which

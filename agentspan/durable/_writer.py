@@ -34,9 +34,7 @@ class JournalWriter:
         linger: How long a started record may wait to share a request with its completion.
     """
 
-    def __init__(
-        self, client: Client, execution_id: str, worker_id: str, epoch: int, *, linger: float = 0.005
-    ) -> None:
+    def __init__(self, client: Client, execution_id: str, worker_id: str, epoch: int, *, linger: float = 0.005) -> None:
         self._client = client
         self.inline = client.inline_writes
         """Writes are cheap in-process calls (the local transport), so async code may block on them."""
@@ -52,7 +50,7 @@ class JournalWriter:
         self._queued = 0  # sequence number of the last record queued
         self._written = 0  # sequence number of the last record written
         self._failure: AgentspanError | None = None
-        self._closed = False
+        self._closed = threading.Event()
         self._polling = False
         self._flusher: threading.Thread | None = None
 
@@ -106,7 +104,7 @@ class JournalWriter:
     def close(self) -> None:
         """Stop the background flusher; records still queued are dropped (the caller flushed first)."""
         with self._lock:
-            self._closed = True
+            self._closed.set()
             self._wake.notify()
         if self._flusher is not None:
             self._flusher.join(timeout=5)
@@ -120,15 +118,15 @@ class JournalWriter:
         while True:
             with self._lock:
                 if not self._polling:
-                    while not self._pending and not self._closed:
+                    while not self._pending and not self._closed.is_set():
                         self._wake.wait()
                     self._polling = True
                     idle_checks = 0
-                if self._closed:
+                if self._closed.is_set():
                     return
             time.sleep(self._linger)
             with self._lock:
-                if self._closed:
+                if self._closed.is_set():
                     return
                 due = bool(self._pending) and time.monotonic() - self._oldest >= self._linger
                 if self._pending:

@@ -47,7 +47,7 @@ class Notifier:
         with self._cond:
             return self._cond.wait_for(lambda: self._versions[topic] != seen, timeout=max(timeout, 0.0))
 
-    async def wait_async(self, topic: str, seen: int, timeout: float) -> bool:
+    async def wait_async(self, topic: str, seen: int, seconds: float) -> bool:
         """The asyncio form of :meth:`wait`."""
         event = asyncio.Event()
         entry = (asyncio.get_running_loop(), event)
@@ -56,7 +56,7 @@ class Notifier:
                 return True
             self._async[topic].add(entry)
         try:
-            async with asyncio.timeout(max(timeout, 0.0)):
+            async with asyncio.timeout(max(seconds, 0.0)):
                 await event.wait()
             return True
         except TimeoutError:

@@ -87,9 +87,7 @@ class Service:
     # executions -------------------------------------------------------------------------------
     def create_execution(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> Execution:
         """Queue a new execution of ``name`` (or return the one started with the same idempotency key)."""
-        request = validate(
-            CreateExecution, {"name": name, "input": input, "idempotency_key": idempotency_key}
-        )
+        request = validate(CreateExecution, {"name": name, "input": input, "idempotency_key": idempotency_key})
         execution, created = self.store.create_execution(
             uuid.uuid4().hex, request.name, self._json(request.input, "execution input"),
             request.idempotency_key, self.clock(),
@@ -253,7 +251,9 @@ class Service:
                 return events
             self.notifier.wait(topic, seen, min(remaining, _MAX_SLEEP))
 
-    async def wait_events_async(self, execution_id: str, *, after: int = 0, timeout: float = 30.0) -> list[Event]:
+    async def wait_events_async(  # noqa: ASYNC109 - the same signature as wait_events
+        self, execution_id: str, *, after: int = 0, timeout: float = 30.0
+    ) -> list[Event]:
         """:meth:`wait_events` for an event loop."""
         deadline = time.monotonic() + min(timeout, 300.0)
         topic = _events_topic(execution_id)

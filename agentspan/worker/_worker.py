@@ -229,4 +229,3 @@ class _Heartbeat:
             if beat.cancel_requested:
                 self._ctx.stop_requested.set()
                 return
-

@@ -93,9 +93,7 @@ class Store(abc.ABC):
         expired lease, or waiting on a timer that is due. Increments the fencing epoch."""
 
     @abc.abstractmethod
-    def heartbeat(
-        self, execution_id: str, worker_id: str, epoch: int, lease_seconds: float, now: float
-    ) -> Heartbeat:
+    def heartbeat(self, execution_id: str, worker_id: str, epoch: int, lease_seconds: float, now: float) -> Heartbeat:
         """Extend the lease; ``LeaseLostError`` if it is no longer this worker's."""
 
     @abc.abstractmethod

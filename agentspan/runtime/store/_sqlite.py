@@ -216,9 +216,7 @@ class SQLiteStore(Store):
 
     def get_execution(self, execution_id: str) -> Execution | None:
         with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
-            ).fetchone()
+            row = self._conn.execute(f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)).fetchone()
         return None if row is None else _execution(row)
 
     def list_executions(
@@ -231,7 +229,8 @@ class SQLiteStore(Store):
         limit: int,
         cursor: str | None,
     ) -> ExecutionPage:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if status is not None:
             where.append("status = ?")
             params.append(status.value)
@@ -270,8 +269,7 @@ class SQLiteStore(Store):
                 return _execution(row)
             if status.is_terminal:
                 raise ConflictError(
-                    f"execution {execution_id} already {status.value}; only unfinished executions can be"
-                    " cancelled",
+                    f"execution {execution_id} already {status.value}; only unfinished executions can be cancelled",
                     execution_id=execution_id,
                 )
             conn.execute(
@@ -322,8 +320,10 @@ class SQLiteStore(Store):
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no execution with id {execution_id!r}", execution_id=execution_id)
-            if row["status"] != ExecutionStatus.RUNNING.value or row["epoch"] != epoch or (
-                row["worker_id"] != worker_id
+            if (
+                row["status"] != ExecutionStatus.RUNNING.value
+                or row["epoch"] != epoch
+                or (row["worker_id"] != worker_id)
             ):
                 reason = (
                     "it was cancelled"
@@ -435,7 +435,9 @@ class SQLiteStore(Store):
             return ExecutionStatus.QUEUED
         return self._suspend(conn, execution_id, r.wait, now)
 
-    def _suspend(self, conn: sqlite3.Connection, execution_id: str, wait: WaitInfo | None, now: float) -> ExecutionStatus:
+    def _suspend(
+        self, conn: sqlite3.Connection, execution_id: str, wait: WaitInfo | None, now: float
+    ) -> ExecutionStatus:
         # A signal may have arrived before its step was recorded as suspended: resolve such steps now.
         waiting = conn.execute(
             "SELECT key, signal FROM steps WHERE execution_id = ? AND generation = 0 AND status = 'suspended'"
@@ -480,12 +482,12 @@ class SQLiteStore(Store):
         if resolved:
             self._event(conn, execution_id, "execution.queued", {}, now)
             return ExecutionStatus.QUEUED
-        self._event(
-            conn, execution_id, "execution.waiting", {} if wait is None else wait.model_dump(mode="json"), now
-        )
+        self._event(conn, execution_id, "execution.waiting", {} if wait is None else wait.model_dump(mode="json"), now)
         return ExecutionStatus.WAITING
 
-    def _resolve_step(self, conn: sqlite3.Connection, execution_id: str, key: str, output_json: str, now: float) -> None:
+    def _resolve_step(
+        self, conn: sqlite3.Connection, execution_id: str, key: str, output_json: str, now: float
+    ) -> None:
         conn.execute(
             "UPDATE steps SET status = 'completed', output = ?, completed_at = ?"
             " WHERE execution_id = ? AND key = ? AND generation = 0",
@@ -548,8 +550,10 @@ class SQLiteStore(Store):
             row = self._row(conn, execution_id)
             if row["status"] == ExecutionStatus.CANCELLED.value and row["epoch"] == epoch:
                 return Heartbeat(lease_expires_at=_dt(now), cancel_requested=True)  # type: ignore[arg-type]
-            if row["status"] != ExecutionStatus.RUNNING.value or row["epoch"] != epoch or (
-                row["worker_id"] != worker_id
+            if (
+                row["status"] != ExecutionStatus.RUNNING.value
+                or row["epoch"] != epoch
+                or (row["worker_id"] != worker_id)
             ):
                 raise LeaseLostError(
                     f"lease on execution {execution_id} at epoch {epoch} is no longer held by {worker_id}",

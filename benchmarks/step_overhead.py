@@ -1,0 +1,356 @@
+"""Per-step overhead of a durable step, side by side with peers on the same machine.
+
+    python benchmarks/step_overhead.py [--steps 2000] [--rounds 3]
+
+Measures, each in a fresh process:
+
+- a durable step around a no-op function: embedded (in-process service, SQLite FULL and NORMAL)
+  and over HTTP on loopback (``agentspan server`` in another process, SQLite FULL);
+- how soon a long-polling claim returns after work is enqueued (embedded and HTTP);
+- resuming an execution with 1,000 completed steps: the runtime overhead until step 1,001 runs;
+- DBOS steps (SQLite) and LangGraph supersteps (no checkpointer, and SqliteSaver), when installed.
+
+Prints a Markdown table. Figures vary run to run on a shared VM: compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_ms": statistics.median(ordered) * 1e3,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3,
+    }
+
+
+# --- agentspan ------------------------------------------------------------------------------------
+def _agentspan_steps(client: Any, steps: int) -> list[float]:
+    from agentspan import durable
+    from agentspan.worker import Worker
+
+    @durable.step
+    def noop(i: int) -> int:
+        return i
+
+    samples: list[float] = []
+
+    @durable.function(name="bench_loop")
+    def loop(n: int) -> int:
+        clock = time.perf_counter
+        for i in range(n):
+            start = clock()
+            noop(i)
+            samples.append(clock() - start)
+        return n
+
+    client.create_execution("bench_loop", {"n": steps})
+    assert Worker(client, [loop]).run_once(wait_seconds=5)
+    return samples[steps // 10 :]  # drop the warm-up tenth
+
+
+def _plain_steps(steps: int) -> list[float]:
+    def noop(i: int) -> int:
+        return i
+
+    samples = []
+    for i in range(steps):
+        start = time.perf_counter()
+        noop(i)
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def _server(db: Path) -> tuple[subprocess.Popen[bytes], str]:
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentspan", "server", "--port", str(port), "--db", str(db)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(400):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return proc, f"http://127.0.0.1:{port}/api"
+
+
+def measure_embedded(steps: int, synchronous: str) -> dict[str, Any]:
+    from agentspan.runtime import Service, SQLiteStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        service = Service(SQLiteStore(Path(tmp) / "bench.db", synchronous=synchronous))  # type: ignore[arg-type]
+        samples = _agentspan_steps(service, steps)
+        service.close()
+    return _percentiles(samples)
+
+
+def measure_http(steps: int) -> dict[str, Any]:
+    from agentspan.client import HttpClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = _server(Path(tmp) / "bench.db")
+        try:
+            with HttpClient(url) as client:
+                samples = _agentspan_steps(client, steps)
+        finally:
+            proc.terminate()
+            proc.wait()
+    return _percentiles(samples)
+
+
+def measure_plain(steps: int) -> dict[str, Any]:
+    return _percentiles(_plain_steps(steps))
+
+
+def _claim_latency(client: Any, enqueue: Any, rounds: int = 40) -> list[float]:
+    samples: list[float] = []
+    for i in range(rounds):
+        got: dict[str, float] = {}
+
+        def claimer(i: int = i, got: dict[str, float] = got) -> None:
+            claim = client.claim("bench-worker", [f"latency{i}"], wait_seconds=10, lease_seconds=30)
+            got["at"] = time.perf_counter()
+            assert claim is not None
+
+        thread = threading.Thread(target=claimer)
+        thread.start()
+        time.sleep(0.05)  # the claim is now waiting in its long poll
+        start = time.perf_counter()
+        enqueue(f"latency{i}")
+        thread.join()
+        samples.append(got["at"] - start)
+    return samples
+
+
+def measure_claim_latency() -> dict[str, Any]:
+    from agentspan.client import HttpClient
+    from agentspan.runtime import Service, SQLiteStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        service = Service(SQLiteStore(Path(tmp) / "claims.db"))
+        embedded = _claim_latency(service, lambda name: service.create_execution(name, {}))
+        service.close()
+        proc, url = _server(Path(tmp) / "server.db")
+        try:
+            with HttpClient(url) as waiting, HttpClient(url) as producer:
+                remote = _claim_latency(waiting, lambda name: producer.create_execution(name, {}))
+        finally:
+            proc.terminate()
+            proc.wait()
+    return {
+        "embedded": _percentiles(embedded),
+        "http": _percentiles(remote),
+    }
+
+
+def measure_resume(done: int = 1000) -> dict[str, Any]:
+    """An execution with ``done`` completed steps is claimed by a fresh worker: time to step done+1."""
+    from agentspan import durable
+    from agentspan.runtime import Service, SQLiteStore, StepRecord, StepStatus
+    from agentspan.worker import Worker
+
+    reached: dict[str, float] = {}
+
+    @durable.step
+    def noop(i: int) -> int:
+        return i
+
+    @durable.function(name="resume_bench")
+    def loop(n: int) -> int:
+        for i in range(n):
+            if i == done:
+                reached["at"] = time.perf_counter()
+                return i
+            noop(i)
+        return n
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        service = Service(SQLiteStore(Path(tmp) / "resume.db"))
+        # Record the first run's journal by running it, then re-queue it as a crash would.
+        execution = service.create_execution("resume_bench", {"n": done + 1})
+        claim = service.claim("first", ["resume_bench"])
+        assert claim is not None
+        from agentspan.durable._codec import fingerprint
+
+        records = [
+            StepRecord(key=f"noop:{fingerprint({'i': i})}:0", kind="step", name="noop",
+                       status=StepStatus.COMPLETED, input={"i": i}, output=i, fingerprint=fingerprint({"i": i}))
+            for i in range(done)
+        ]  # fmt: skip
+        service.write_records(execution.id, "first", claim.epoch, records)
+        service.expire_leases(["first"])
+        start = time.perf_counter()
+        assert Worker(service, [loop]).run_once(wait_seconds=5)
+        results["embedded_ms"] = (reached["at"] - start) * 1e3
+        assert not [e for e in service.get_events(execution.id) if e.type == "divergence"]
+        service.close()
+    return results
+
+
+# --- peers ---------------------------------------------------------------------------------------
+def measure_dbos(steps: int) -> dict[str, Any] | None:
+    try:
+        from dbos import DBOS
+    except ImportError:
+        return None
+    samples: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{tmp}/dbos.sqlite"})  # type: ignore[typeddict-item]
+
+        @DBOS.step()
+        def noop(i: int) -> int:
+            return i
+
+        @DBOS.workflow()
+        def loop(n: int) -> int:
+            for i in range(n):
+                start = time.perf_counter()
+                noop(i)
+                samples.append(time.perf_counter() - start)
+            return n
+
+        DBOS.launch()
+        loop(steps)
+        DBOS.destroy()
+    return _percentiles(samples[steps // 10 :])
+
+
+def measure_langgraph(steps: int, checkpointer: str) -> dict[str, Any] | None:
+    try:
+        from langgraph.graph import END, START, StateGraph
+    except ImportError:
+        return None
+    from typing import TypedDict
+
+    class State(TypedDict):
+        n: int
+
+    def inc(state: State) -> State:
+        return {"n": state["n"] + 1}
+
+    builder = StateGraph(State)
+    builder.add_node("inc", inc)
+    builder.add_edge(START, "inc")
+    builder.add_conditional_edges("inc", lambda s: END if s["n"] >= steps else "inc")
+    with tempfile.TemporaryDirectory() as tmp:
+        saver: Any = None
+        if checkpointer == "sqlite":
+            import sqlite3
+
+            from langgraph.checkpoint.sqlite import SqliteSaver
+
+            saver = SqliteSaver(sqlite3.connect(f"{tmp}/lg.sqlite", check_same_thread=False))
+        graph = builder.compile(checkpointer=saver)
+        per_step = []
+        for run in range(3):
+            config = {"configurable": {"thread_id": f"t{run}"}, "recursion_limit": steps * 2 + 10}
+            start = time.perf_counter()
+            graph.invoke({"n": 0}, config)  # type: ignore[arg-type]
+            per_step.append((time.perf_counter() - start) / steps)
+    return {"median_ms": statistics.median(per_step) * 1e3, "p99_ms": max(per_step) * 1e3}
+
+
+MEASURES = {
+    "plain": lambda a: measure_plain(a.steps),
+    "embedded_full": lambda a: measure_embedded(a.steps, "full"),
+    "embedded_normal": lambda a: measure_embedded(a.steps, "normal"),
+    "http_full": lambda a: measure_http(a.steps),
+    "claim_latency": lambda a: measure_claim_latency(),
+    "resume_1000": lambda a: measure_resume(),
+    "dbos_sqlite": lambda a: measure_dbos(min(a.steps, 1000)),
+    "langgraph_plain": lambda a: measure_langgraph(min(a.steps, 1000), "none"),
+    "langgraph_sqlite": lambda a: measure_langgraph(min(a.steps, 1000), "sqlite"),
+}
+
+
+def _run_isolated(name: str, args: argparse.Namespace) -> Any:
+    out = subprocess.run(
+        [sys.executable, str(HERE), "--only", name, "--steps", str(args.steps)],
+        capture_output=True, text=True, check=False, env={**os.environ, "DBOS__CLOUD": "false"},
+    )  # fmt: skip
+    if out.returncode != 0:
+        print(f"[{name} failed: {out.stderr.strip().splitlines()[-1:] or out.returncode}]", file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _median_of(results: list[Any], key: str = "median_ms") -> float | None:
+    values = [r[key] for r in results if r]
+    return statistics.median(values) if values else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per measurement")
+    parser.add_argument("--only", choices=sorted(MEASURES), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.only:
+        print(json.dumps(MEASURES[args.only](args)))
+        return
+
+    rows: dict[str, list[Any]] = {name: [] for name in MEASURES}
+    for _ in range(args.rounds):
+        for name in MEASURES:
+            rows[name].append(_run_isolated(name, args))
+
+    def cell(name: str, key: str = "median_ms") -> float | None:
+        return _median_of(rows[name], key)
+
+    plain = cell("plain") or 0.0
+    print(f"\nDurable step overhead around a no-op, {args.steps} steps, median of {args.rounds} fresh runs\n")
+    print("| what | median per step | p99 per step | vs Agentspan embedded (FULL) |")
+    print("|---|---|---|---|")
+    base = cell("embedded_full")
+    labels = [
+        ("embedded_full", "Agentspan embedded, SQLite FULL (durable commit, default)"),
+        ("embedded_normal", "Agentspan embedded, SQLite NORMAL"),
+        ("http_full", "Agentspan over HTTP on loopback, server SQLite FULL"),
+        ("dbos_sqlite", "DBOS step, SQLite (its default)"),
+        ("langgraph_sqlite", "LangGraph superstep, SqliteSaver (per superstep)"),
+        ("langgraph_plain", "LangGraph superstep, no checkpointer (engine cost only)"),
+    ]
+    for name, label in labels:
+        median, p99 = cell(name), cell(name, "p99_ms")
+        if median is None or p99 is None:
+            print(f"| {label} | not installed | | |")
+            continue
+        ratio = f"{median / base:.1f}×" if base else "-"
+        print(f"| {label} | {median - plain:.3f} ms | {p99 - plain:.3f} ms | {ratio} |")
+    claims = [r for r in rows["claim_latency"] if r]
+    resume = [r["embedded_ms"] for r in rows["resume_1000"] if r]
+    print("\n| what | median | p99 |")
+    print("|---|---|---|")
+    for transport in ("embedded", "http"):
+        med = statistics.median(r[transport]["median_ms"] for r in claims) if claims else float("nan")
+        p99 = statistics.median(r[transport]["p99_ms"] for r in claims) if claims else float("nan")
+        print(f"| claim returns after enqueue ({transport}, long poll) | {med:.2f} ms | {p99:.2f} ms |")
+    if resume:
+        print(f"| resume with 1,000 completed steps: claim to step 1,001 (embedded) | {statistics.median(resume):.1f} ms"
+              f" | max {max(resume):.1f} ms |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

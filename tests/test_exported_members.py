@@ -1,0 +1,39 @@
+"""The public API changes only on purpose: these lists freeze what each package exports."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "agentspan": ["__version__"],
+    "agentspan.durable": [
+        "ExecutionHandle", "FunctionDefinition", "InDoubt", "Runtime", "StepDefinition", "StepInfo",
+        "current_step", "default_db_path", "function", "run_step", "run_step_async", "sleep", "step",
+        "wait_for_signal",
+    ],
+    "agentspan.client": ["Client", "HttpClient"],
+    "agentspan.worker": ["Worker", "default_worker_id"],
+    "agentspan.runtime": [
+        "Claim", "Definition", "DivergenceRecord", "ErrorInfo", "Event", "Execution", "ExecutionPage",
+        "ExecutionStatus", "FinishRecord", "Heartbeat", "Record", "SQLiteStore", "Service", "Step",
+        "StepRecord", "StepStatus", "Store", "WaitInfo", "WriteResult",
+    ],
+    "agentspan.runtime.store": ["SQLiteStore", "Store"],
+    "agentspan.errors": [
+        "AgentspanError", "ConfigurationError", "ConflictError", "DivergenceError", "ExecutionCancelledError",
+        "ExecutionError", "ExecutionFailedError", "InDoubtStepError", "InvalidInputError", "LeaseLostError",
+        "NotFoundError", "NotJSONError", "PayloadTooLargeError", "StepError", "StepFailedError",
+        "TransportError", "UnauthorizedError",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED))
+def test_public_exports_are_frozen_and_sorted(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert module.__all__ == sorted(module.__all__), f"{module_name}.__all__ is not sorted"
+    assert module.__all__ == EXPECTED[module_name]
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name} exports {name} but does not define it"
