@@ -445,6 +445,7 @@ class SQLiteStore(Store):
             (execution_id,),
         ).fetchall()
         resolved = False
+        pending_signal: str | None = None
         for step in waiting:
             sig = conn.execute(
                 "SELECT payload FROM signals WHERE execution_id = ? AND name = ?", (execution_id, step["signal"])
@@ -452,6 +453,8 @@ class SQLiteStore(Store):
             if sig is not None:
                 self._resolve_step(conn, execution_id, step["key"], sig["payload"], now)
                 resolved = True
+            elif pending_signal is None:
+                pending_signal = step["signal"]
         remaining, timers = conn.execute(
             "SELECT COUNT(*), MIN(wake_at) FROM steps WHERE execution_id = ? AND generation = 0"
             " AND status = 'suspended'",
@@ -463,6 +466,8 @@ class SQLiteStore(Store):
             available_at: float | None = now
         else:
             available_at = timers
+            if wait is None:  # say what it waits for: the first pending signal, the earliest timer
+                wait = WaitInfo(signal=pending_signal, wake_at=_dt(timers))
         conn.execute(
             "UPDATE executions SET status = ?, updated_at = ?, worker_id = NULL, lease_expires_at = NULL,"
             " wait = ? WHERE id = ?",
