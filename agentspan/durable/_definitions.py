@@ -11,7 +11,7 @@ from typing import Any, TypeVar, overload
 
 from ..errors import ConfigurationError, InvalidInputError
 from ._codec import Codec, return_codec
-from ._context import InDoubt, StepInfo, _current_step, current_context
+from ._context import InDoubt, StepInfo, current_context, current_step_info
 from ._steps import run_step, run_step_async
 
 __all__ = [
@@ -223,7 +223,7 @@ def function(fn: F | None = None, /, *, name: str | None = None, strict: bool = 
 
 def current_step() -> StepInfo | None:
     """The running step's execution id, key, attempt and idempotency key; ``None`` outside a step."""
-    return _current_step.get()
+    return current_step_info()
 
 
 def wait_for_signal(name: str) -> Any:

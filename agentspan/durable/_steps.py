@@ -69,9 +69,9 @@ def run_step(
         return call.replay(codec.decode)  # type: ignore[no-any-return]
     delay = retry_delay
     while True:
+        token = call.enter()
         try:
-            with call.running():
-                result = fn()
+            result = fn()
         except (Suspended, WorkerStopping):
             call.abandon()
             raise
@@ -86,6 +86,8 @@ def run_step(
         except BaseException:
             call.abandon()
             raise
+        finally:
+            call.exit(token)
         data, value = _finish(call, result, codec)
         call.complete(data)
         return value  # type: ignore[no-any-return]
@@ -116,9 +118,9 @@ async def run_step_async(
     inline = ctx.writer.inline
     delay = retry_delay
     while True:
+        token = call.enter()
         try:
-            with call.running():
-                result = await fn()
+            result = await fn()
         except (Suspended, WorkerStopping):
             call.abandon()
             raise
@@ -136,6 +138,8 @@ async def run_step_async(
         except BaseException:
             call.abandon()
             raise
+        finally:
+            call.exit(token)
         data, value = _finish(call, result, codec)
         # Remote writes go through a thread so that concurrent steps share requests (group commit)
         # instead of blocking the event loop one after another.
