@@ -21,6 +21,8 @@ EXPECTED = {
         "StepRecord", "StepStatus", "Store", "WaitInfo", "WriteResult",
     ],
     "agentspan.runtime.store": ["SQLiteStore", "Store"],
+    "agentspan.runtime.server": ["create_app", "run_server"],
+    "agentspan.testing": ["ServerHandle", "serve_in_thread"],
     "agentspan.errors": [
         "AgentspanError", "ConfigurationError", "ConflictError", "DivergenceError", "ExecutionCancelledError",
         "ExecutionError", "ExecutionFailedError", "InDoubtStepError", "InvalidInputError", "LeaseLostError",

@@ -90,9 +90,7 @@ def _encode(value: Any, what: str) -> bytes:
             value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
         ).encode()
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
-        raise NotJSONError(
-            f"{what} is not JSON: {exc}; pass only dicts, lists, str, numbers, bools, None"
-        ) from exc
+        raise NotJSONError(f"{what} is not JSON: {exc}; pass only dicts, lists, str, numbers, bools, None") from exc
 
 
 def _segment(value: str) -> str:
@@ -127,9 +125,7 @@ class HttpClient:
     inline_writes = False
     """Every write is a network round trip: async callers should make it in a thread."""
 
-    def __init__(
-        self, base_url: str | None = None, *, token: str | None = None, timeout: float = 30.0
-    ) -> None:
+    def __init__(self, base_url: str | None = None, *, token: str | None = None, timeout: float = 30.0) -> None:
         url = base_url or os.environ.get("AGENTSPAN_SERVER_URL") or DEFAULT_SERVER_URL
         self.base_url = url.rstrip("/")
         if token is None:
@@ -139,6 +135,7 @@ class HttpClient:
             headers["Authorization"] = f"Bearer {token}"
         self.timeout = timeout
         self._http = httpx.Client(headers=headers, timeout=timeout)
+        self._records_url: tuple[str | None, httpx.URL] = (None, httpx.URL(self.base_url))
 
     # plumbing ------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -159,24 +156,21 @@ class HttpClient:
     def _request(
         self,
         method: str,
-        path: str,
+        path: str | httpx.URL,
         *,
         content: bytes | None = None,
         params: dict[str, Any] | None = None,
         wait: float = 0.0,
     ) -> httpx.Response:
-        url = self.base_url + path
-        timeout = (
-            httpx.Timeout(self.timeout, read=self.timeout + wait) if wait > 0 else httpx.USE_CLIENT_DEFAULT
-        )
+        """Send a request to ``path`` (under ``base_url``; a full URL as is); raise its error answer."""
+        url = path if isinstance(path, httpx.URL) else self.base_url + path
+        timeout = httpx.Timeout(self.timeout, read=self.timeout + wait) if wait > 0 else httpx.USE_CLIENT_DEFAULT
         for attempt in range(_CONNECT_ATTEMPTS):
             try:
                 response = self._http.request(method, url, content=content, params=params, timeout=timeout)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt + 1 == _CONNECT_ATTEMPTS:
-                    raise TransportError(
-                        f"cannot reach the Agentspan server at {self.base_url}: {exc}"
-                    ) from exc
+                    raise TransportError(f"cannot reach the Agentspan server at {self.base_url}: {exc}") from exc
                 time.sleep(_CONNECT_BACKOFF * 2**attempt)
                 continue
             except httpx.TimeoutException as exc:
@@ -200,9 +194,7 @@ class HttpClient:
             ) from None
 
     # executions ----------------------------------------------------------------------------------------
-    def create_execution(
-        self, name: str, input: Any = None, *, idempotency_key: str | None = None
-    ) -> Execution:
+    def create_execution(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> Execution:
         """Queue an execution of ``name``; the same idempotency key returns the same execution."""
         body = {"name": name, "input": input, "idempotency_key": idempotency_key}
         response = self._request("POST", "/executions", content=_encode(body, "execution input"))
@@ -256,16 +248,15 @@ class HttpClient:
         result: list[Step] = self._parse(response, _STEPS)
         return result
 
-    def write_records(
-        self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record]
-    ) -> WriteResult:
+    def write_records(self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record]) -> WriteResult:
         """Write a batch of records atomically under the lease ``epoch``."""
         body = {"worker_id": worker_id, "epoch": epoch, "records": [r.model_dump() for r in records]}
-        response = self._request(
-            "POST",
-            _execution_path(execution_id) + "/records",
-            content=_encode(body, "a step's input or output"),
-        )
+        last_id, url = self._records_url
+        if last_id != execution_id:
+            # A worker writes many steps of one execution in a row: parse its URL once, not per step.
+            url = httpx.URL(f"{self.base_url}{_execution_path(execution_id)}/records")
+            self._records_url = (execution_id, url)
+        response = self._request("POST", url, content=_encode(body, "a step's input or output"))
         result: WriteResult = self._parse(response, WriteResult)
         return result
 
@@ -286,9 +277,7 @@ class HttpClient:
         result: Claim = self._parse(response, Claim)
         return result
 
-    def heartbeat(
-        self, execution_id: str, worker_id: str, epoch: int, *, lease_seconds: float = 30.0
-    ) -> Heartbeat:
+    def heartbeat(self, execution_id: str, worker_id: str, epoch: int, *, lease_seconds: float = 30.0) -> Heartbeat:
         """Renew a lease."""
         body = {"worker_id": worker_id, "epoch": epoch, "lease_seconds": lease_seconds}
         response = self._request(
@@ -321,9 +310,7 @@ class HttpClient:
         return result
 
     # definitions ---------------------------------------------------------------------------------------
-    def put_definition(
-        self, name: str, spec: dict[str, Any] | None = None, *, kind: str = "function"
-    ) -> Definition:
+    def put_definition(self, name: str, spec: dict[str, Any] | None = None, *, kind: str = "function") -> Definition:
         """Register a definition by name."""
         content = _encode({"kind": kind, "spec": spec}, "definition spec")
         response = self._request("PUT", f"/definitions/{_segment(name)}", content=content)
@@ -363,7 +350,5 @@ def _error_from(response: httpx.Response) -> AgentspanError:
     cls = _ERRORS.get(str(error.get("type"))) or _ERRORS_BY_STATUS.get(status, InvalidInputError)
     if cls is LeaseLostError:
         epoch = error.get("epoch")
-        return LeaseLostError(
-            message, execution_id=execution_id, epoch=epoch if isinstance(epoch, int) else None
-        )
+        return LeaseLostError(message, execution_id=execution_id, epoch=epoch if isinstance(epoch, int) else None)
     return cls(message, execution_id=execution_id)

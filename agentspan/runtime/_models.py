@@ -226,7 +226,7 @@ class StepRecord(_Frozen):
     input: JSON = None
     output: JSON = None
     error: ErrorInfo | None = None
-    attempt: Annotated[int, Field(ge=1)] = 1
+    attempt: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     idempotency_key: str = ""
     concurrent: bool = False
     usage: dict[str, int] | None = None

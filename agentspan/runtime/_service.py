@@ -64,9 +64,14 @@ class Service:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.store = store
-        self.clock = clock
+        self._clock = clock
         self.max_payload_bytes = max_payload_bytes
         self.notifier = Notifier()
+
+    def now(self) -> float:
+        """The service's clock in seconds, to the microsecond: the precision times are returned with,
+        so a time read back from an execution compares exactly with the stored one."""
+        return round(self._clock(), 6)
 
     def close(self) -> None:
         """Close the store."""
@@ -90,7 +95,7 @@ class Service:
         request = validate(CreateExecution, {"name": name, "input": input, "idempotency_key": idempotency_key})
         execution, created = self.store.create_execution(
             uuid.uuid4().hex, request.name, self._json(request.input, "execution input"),
-            request.idempotency_key, self.clock(),
+            request.idempotency_key, self.now(),
         )  # fmt: skip
         if created:
             self.notifier.notify(_WORK, _events_topic(execution.id))
@@ -132,7 +137,7 @@ class Service:
 
     def cancel_execution(self, execution_id: str) -> Execution:
         """Cancel it; a worker running it has its next write rejected."""
-        execution = self.store.cancel_execution(execution_id, self.clock())
+        execution = self.store.cancel_execution(execution_id, self.now())
         self.notifier.notify(_events_topic(execution_id))
         return execution
 
@@ -148,7 +153,7 @@ class Service:
 
     def write_records(self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record]) -> WriteResult:
         """Apply a batch of step, divergence and finish records atomically, fenced by ``epoch``."""
-        result = self.store.write_records(execution_id, worker_id, epoch, records, self.clock())
+        result = self.store.write_records(execution_id, worker_id, epoch, records, self.now())
         if result.status is ExecutionStatus.QUEUED:
             self.notifier.notify(_WORK, _events_topic(execution_id))
         else:
@@ -198,7 +203,7 @@ class Service:
             raise InvalidInputError(f"lease_seconds must be between 1 and 3600, not {lease_seconds}")
 
     def _try_claim(self, worker_id: str, names: Sequence[str], lease_seconds: float) -> Claim | None:
-        claim = self.store.claim(worker_id, names, lease_seconds, self.clock())
+        claim = self.store.claim(worker_id, names, lease_seconds, self.now())
         if claim is not None:
             self.notifier.notify(_events_topic(claim.execution.id))
         return claim
@@ -208,18 +213,18 @@ class Service:
         if remaining <= 0:
             return 0.0
         sleep = min(remaining, _MAX_SLEEP)
-        wakeup = self.store.next_wakeup(names, self.clock())
+        wakeup = self.store.next_wakeup(names, self.now())
         if wakeup is not None:
-            sleep = min(sleep, max(wakeup - self.clock(), 0.001))
+            sleep = min(sleep, max(wakeup - self.now(), 0.001))
         return sleep
 
     def heartbeat(self, execution_id: str, worker_id: str, epoch: int, *, lease_seconds: float = 30.0) -> Heartbeat:
         """Renew the lease; ``LeaseLostError`` if another worker took it over."""
-        return self.store.heartbeat(execution_id, worker_id, epoch, lease_seconds, self.clock())
+        return self.store.heartbeat(execution_id, worker_id, epoch, lease_seconds, self.now())
 
     def expire_leases(self, worker_ids: Sequence[str] | None = None) -> list[str]:
         """Re-queue executions whose lease ran out, or whose workers (by id) are known to be dead."""
-        expired = self.store.expire_leases(self.clock(), worker_ids)
+        expired = self.store.expire_leases(self.now(), worker_ids)
         if expired:
             self.notifier.notify(_WORK, *(_events_topic(e) for e in expired))
         return expired
@@ -229,7 +234,7 @@ class Service:
         """Deliver an external event (an approval, a reply) once; a waiting execution is queued again."""
         if not name or len(name) > 200:
             raise InvalidInputError("a signal name must be 1 to 200 characters")
-        execution = self.store.deliver_signal(execution_id, name, self._json(payload, "signal payload"), self.clock())
+        execution = self.store.deliver_signal(execution_id, name, self._json(payload, "signal payload"), self.now())
         self.notifier.notify(_WORK, _events_topic(execution_id))
         return execution
 
@@ -251,8 +256,12 @@ class Service:
                 return events
             self.notifier.wait(topic, seen, min(remaining, _MAX_SLEEP))
 
-    async def wait_events_async(  # noqa: ASYNC109 - the same signature as wait_events
-        self, execution_id: str, *, after: int = 0, timeout: float = 30.0
+    async def wait_events_async(
+        self,
+        execution_id: str,
+        *,
+        after: int = 0,
+        timeout: float = 30.0,  # noqa: ASYNC109 - the same signature as wait_events
     ) -> list[Event]:
         """:meth:`wait_events` for an event loop."""
         deadline = time.monotonic() + min(timeout, 300.0)
@@ -269,7 +278,7 @@ class Service:
     def put_definition(self, name: str, spec: dict[str, Any] | None = None, *, kind: str = "function") -> Definition:
         """Register (or replace) a deployed definition by name."""
         validate(CreateExecution, {"name": name})  # the same naming rules as executions
-        return self.store.put_definition(name, kind, self._json(spec or {}, "definition spec"), self.clock())
+        return self.store.put_definition(name, kind, self._json(spec or {}, "definition spec"), self.now())
 
     def get_definition(self, name: str) -> Definition:
         """The definition; ``NotFoundError`` if absent."""

@@ -92,18 +92,20 @@ def serve_in_thread(service: Service, *, auth_token: str | None = None) -> Serve
     )
     thread.start()
     handle = ServerHandle(server, thread, port)
-    _wait_until_healthy(handle, sock)
+    _wait_until_healthy(handle, server, thread, sock)
     return handle
 
 
-def _wait_until_healthy(handle: ServerHandle, sock: socket.socket) -> None:
+def _wait_until_healthy(
+    handle: ServerHandle, server: uvicorn.Server, thread: threading.Thread, sock: socket.socket
+) -> None:
     deadline = time.monotonic() + _STARTUP_SECONDS
     with httpx.Client(timeout=1.0) as http:
         while time.monotonic() < deadline:
-            if not handle._thread.is_alive():
+            if not thread.is_alive():
                 sock.close()
                 raise ConfigurationError(f"the test server on port {handle.port} stopped during startup")
-            if handle._server.started:
+            if server.started:
                 try:
                     if http.get(f"http://127.0.0.1:{handle.port}/health").status_code == 200:
                         return

@@ -52,9 +52,7 @@ def create_app(
         ConfigurationError: ``auth_token`` is empty or ``max_request_bytes`` is not positive.
     """
     if auth_token is not None and not auth_token:
-        raise ConfigurationError(
-            "the auth token is empty; set a non-empty AGENTSPAN_AUTH_TOKEN or none at all"
-        )
+        raise ConfigurationError("the auth token is empty; set a non-empty AGENTSPAN_AUTH_TOKEN or none at all")
     if max_request_bytes < 1:
         raise ConfigurationError(f"max_request_bytes must be positive, not {max_request_bytes}")
 

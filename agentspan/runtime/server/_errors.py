@@ -94,16 +94,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"{request.method} is not allowed on {request.url.path}"
     else:
         message = str(exc.detail)
-    error_type = _TYPE_BY_STATUS.get(
-        exc.status_code, "InvalidInputError" if exc.status_code < 500 else "InternalError"
-    )
+    error_type = _TYPE_BY_STATUS.get(exc.status_code, "InvalidInputError" if exc.status_code < 500 else "InternalError")
     return JSONResponse(
         {"error": {"type": error_type, "message": message}}, status_code=exc.status_code, headers=exc.headers
     )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    # Starlette raises the exception again after this answer, so the server logs its traceback.
     body = {"type": "InternalError", "message": "internal server error; the server log has the details"}
     return JSONResponse({"error": body}, status_code=500)
 

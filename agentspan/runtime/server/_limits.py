@@ -15,7 +15,8 @@ class BodySizeLimit:
 
     A declared ``Content-Length`` over the limit is refused before reading anything; a chunked body
     is counted as it arrives and refused the moment it passes the limit. Either way the handler never
-    gets a body, so nothing is stored.
+    gets a body, so nothing is stored. (Recent FastAPI releases have a ``max_body_size`` of their own;
+    the versions this package supports do not, and it answers in plain text rather than our errors.)
 
     Args:
         app: The application to protect.

@@ -25,7 +25,6 @@ from .._models import (
     ExecutionPage,
     Heartbeat,
     Step,
-    StepRecord,
     WriteResult,
 )
 from .._service import Service
@@ -79,7 +78,72 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-router.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Health")
+# workers (first, because routes are matched in order and these are the hot path) ----------------------
+@router.post(
+    "/executions/{execution_id}/records",
+    response_model=WriteResult,
+    openapi_extra=body_doc(RecordsBody),
+    tags=["workers"],
+)
+async def write_records(execution_id: str, request: Request) -> Response:
+    """Write a batch of records atomically under the lease ``epoch`` (409 if the lease was lost)."""
+    body = await _RECORDS.read(request)
+    return _json(_service(request).write_records(execution_id, body.worker_id, body.epoch, body.records))
+
+
+@router.post(
+    "/claims",
+    response_model=Claim,
+    responses={_NO_CONTENT: {"description": "Nothing became claimable within wait_seconds"}},
+    openapi_extra=body_doc(ClaimBody),
+    tags=["workers"],
+)
+async def claim(request: Request) -> Response:
+    """Lease the next execution among ``names``, long-polling up to ``wait_seconds``."""
+    body = await _CLAIM.read(request)
+    claim = _service(request).claim_async(
+        body.worker_id, body.names, wait_seconds=body.wait_seconds, lease_seconds=body.lease_seconds
+    )
+    if body.wait_seconds > 0:
+        found = await _unless_disconnected(request, claim)
+    else:
+        found = await claim
+    return Response(status_code=_NO_CONTENT) if found is None else _json(found)
+
+
+async def _unless_disconnected(request: Request, claim: Coroutine[Any, Any, Claim | None]) -> Claim | None:
+    """Await a long-polling claim, abandoning it if the worker hangs up meanwhile.
+
+    Otherwise a worker killed while it waits would be handed the next execution, which would then
+    sit leased to nobody until the lease expires.
+    """
+    waiting = asyncio.ensure_future(claim)
+    hangup = asyncio.ensure_future(_hangup(request))
+    try:
+        await asyncio.wait((waiting, hangup), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hangup.cancel()
+        if not waiting.done():
+            waiting.cancel()  # it is waiting, not claiming: cancelling it claims nothing
+    return waiting.result() if waiting.done() else None
+
+
+async def _hangup(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+@router.post(
+    "/executions/{execution_id}/heartbeat",
+    response_model=Heartbeat,
+    openapi_extra=body_doc(HeartbeatBody),
+    tags=["workers"],
+)
+async def heartbeat(execution_id: str, request: Request) -> Response:
+    """Renew a lease (409 if another worker took it over)."""
+    body = await _HEARTBEAT.read(request)
+    service = _service(request)
+    return _json(service.heartbeat(execution_id, body.worker_id, body.epoch, lease_seconds=body.lease_seconds))
 
 
 # executions ------------------------------------------------------------------------------------------
@@ -95,7 +159,7 @@ async def create_execution(request: Request) -> Response:
     """Queue an execution; the same idempotency key returns the existing one."""
     body = await _CREATE.read(request)
     service = _service(request)
-    started = service.clock()
+    started = service.now()
     execution = service.create_execution(body.name, body.input, idempotency_key=body.idempotency_key)
     created = body.idempotency_key is None or execution.created_at.timestamp() >= started - _CLOCK_SLACK
     return _json(execution, 201 if created else 200)
@@ -194,82 +258,14 @@ async def stream_events(
         try:
             after = int(last_event_id)
         except ValueError:
-            raise InvalidInputError(f"Last-Event-ID must be an event id, not {last_event_id!r}") from None
+            after = MAX_INT + 1
+        if not -MAX_INT - 1 <= after <= MAX_INT:
+            raise InvalidInputError(f"Last-Event-ID must be an event id, not {last_event_id!r}")
     keepalive: float = request.app.state.keepalive_seconds
     return event_stream(_service(request), execution_id, after=after, keepalive_seconds=keepalive)
 
 
-# workers -----------------------------------------------------------------------------------------------
-@router.post(
-    "/executions/{execution_id}/records",
-    response_model=WriteResult,
-    openapi_extra=body_doc(RecordsBody),
-    tags=["workers"],
-)
-async def write_records(execution_id: str, request: Request) -> Response:
-    """Write a batch of records atomically under the lease ``epoch`` (409 if the lease was lost)."""
-    body = await _RECORDS.read(request)
-    for record in body.records:
-        if isinstance(record, StepRecord) and record.attempt > MAX_INT:
-            raise InvalidInputError(f"step {record.key!r}: attempt {record.attempt} is too large")
-    return _json(_service(request).write_records(execution_id, body.worker_id, body.epoch, body.records))
-
-
-@router.post(
-    "/claims",
-    response_model=Claim,
-    responses={_NO_CONTENT: {"description": "Nothing became claimable within wait_seconds"}},
-    openapi_extra=body_doc(ClaimBody),
-    tags=["workers"],
-)
-async def claim(request: Request) -> Response:
-    """Lease the next execution among ``names``, long-polling up to ``wait_seconds``."""
-    body = await _CLAIM.read(request)
-    claim = _service(request).claim_async(
-        body.worker_id, body.names, wait_seconds=body.wait_seconds, lease_seconds=body.lease_seconds
-    )
-    if body.wait_seconds > 0:
-        found = await _unless_disconnected(request, claim)
-    else:
-        found = await claim
-    return Response(status_code=_NO_CONTENT) if found is None else _json(found)
-
-
-async def _unless_disconnected(request: Request, claim: Coroutine[Any, Any, Claim | None]) -> Claim | None:
-    """Await a long-polling claim, abandoning it if the worker hangs up meanwhile.
-
-    Otherwise a worker killed while it waits would be handed the next execution, which would then
-    sit leased to nobody until the lease expires.
-    """
-    waiting = asyncio.ensure_future(claim)
-    hangup = asyncio.ensure_future(_hangup(request))
-    try:
-        await asyncio.wait((waiting, hangup), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        hangup.cancel()
-        if not waiting.done():
-            waiting.cancel()  # it is waiting, not claiming: cancelling it claims nothing
-    return waiting.result() if waiting.done() else None
-
-
-async def _hangup(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-@router.post(
-    "/executions/{execution_id}/heartbeat",
-    response_model=Heartbeat,
-    openapi_extra=body_doc(HeartbeatBody),
-    tags=["workers"],
-)
-async def heartbeat(execution_id: str, request: Request) -> Response:
-    """Renew a lease (409 if another worker took it over)."""
-    body = await _HEARTBEAT.read(request)
-    service = _service(request)
-    return _json(
-        service.heartbeat(execution_id, body.worker_id, body.epoch, lease_seconds=body.lease_seconds)
-    )
+router.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Health")
 
 
 # definitions -------------------------------------------------------------------------------------------

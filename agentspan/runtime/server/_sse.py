@@ -19,9 +19,7 @@ _KEEPALIVE = b": keep-alive\n\n"
 _HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def event_stream(
-    service: Service, execution_id: str, *, after: int, keepalive_seconds: float
-) -> StreamingResponse:
+def event_stream(service: Service, execution_id: str, *, after: int, keepalive_seconds: float) -> StreamingResponse:
     """Stream the events of an execution with ``id > after`` as they happen.
 
     Raises ``NotFoundError`` (a 404, before the stream starts) for an unknown execution. The stream
@@ -43,9 +41,7 @@ def _frame(event: Event) -> bytes:
     )
 
 
-async def _frames(
-    service: Service, execution_id: str, after: int, keepalive_seconds: float
-) -> AsyncIterator[bytes]:
+async def _frames(service: Service, execution_id: str, after: int, keepalive_seconds: float) -> AsyncIterator[bytes]:
     while True:
         try:
             # Status first: if it is terminal, its terminal event is already in the log, so no event
