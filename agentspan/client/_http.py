@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -37,6 +38,7 @@ from ..runtime import (
     Step,
     WriteResult,
 )
+from ._wire import WireConnection
 
 __all__ = ["DEFAULT_SERVER_URL", "HttpClient"]
 
@@ -135,12 +137,13 @@ class HttpClient:
             headers["Authorization"] = f"Bearer {token}"
         self.timeout = timeout
         self._http = httpx.Client(headers=headers, timeout=timeout)
-        self._records_url: tuple[str | None, httpx.URL] = (None, httpx.URL(self.base_url))
+        self._wire = WireConnection(self.base_url, headers, timeout)
 
     # plumbing ------------------------------------------------------------------------------------------
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
+        self._wire.close()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -249,16 +252,22 @@ class HttpClient:
         return result
 
     def write_records(self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record]) -> WriteResult:
-        """Write a batch of records atomically under the lease ``epoch``."""
+        """Write a batch of records atomically under the lease ``epoch`` (the per-step request)."""
         body = {"worker_id": worker_id, "epoch": epoch, "records": [r.model_dump() for r in records]}
-        last_id, url = self._records_url
-        if last_id != execution_id:
-            # A worker writes many steps of one execution in a row: parse its URL once, not per step.
-            url = httpx.URL(f"{self.base_url}{_execution_path(execution_id)}/records")
-            self._records_url = (execution_id, url)
-        response = self._request("POST", url, content=_encode(body, "a step's input or output"))
-        result: WriteResult = self._parse(response, WriteResult)
-        return result
+        path = f"{_execution_path(execution_id)}/records"
+        content = _encode(body, "a step's input or output")
+        try:
+            status, data = self._wire.post(path, content)
+        except ConnectionRefusedError as exc:
+            raise TransportError(f"cannot reach the Agentspan server at {self.base_url}: {exc}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransportError(f"POST {self.base_url}{path} failed: {exc!r}") from exc
+        if status >= 400:
+            raise _error_from_parts(status, data, http.client.responses.get(status, ""))
+        try:
+            return WriteResult.model_validate_json(data)
+        except ValidationError as exc:
+            raise TransportError(f"unexpected answer from {self.base_url}{path} ({status}): {exc}") from None
 
     def claim(
         self, worker_id: str, names: Sequence[str], *, wait_seconds: float = 0.0, lease_seconds: float = 30.0
@@ -334,15 +343,18 @@ class HttpClient:
 
 def _error_from(response: httpx.Response) -> AgentspanError:
     """The error an error answer stands for: by its ``type``, else by its status code."""
-    status = response.status_code
+    return _error_from_parts(response.status_code, response.content, response.reason_phrase)
+
+
+def _error_from_parts(status: int, content: bytes, reason: str) -> AgentspanError:
     error: dict[str, Any] = {}
     try:
-        body = response.json()
+        body = json.loads(content)
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             error = body["error"]
     except ValueError:
         pass
-    message = str(error.get("message") or response.text[:500] or response.reason_phrase)
+    message = str(error.get("message") or content[:500].decode(errors="replace") or reason)
     execution_id = error.get("execution_id")
     execution_id = execution_id if isinstance(execution_id, str) else None
     if status >= 500:

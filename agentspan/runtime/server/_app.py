@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
+from starlette.routing import Route
 
 from ... import __version__
 from ...errors import ConfigurationError
@@ -18,7 +19,7 @@ from ._auth import BearerAuth
 from ._bodies import BODIES
 from ._errors import install_error_handlers
 from ._limits import BodySizeLimit
-from ._routes import health, router
+from ._routes import health, router, write_records
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "create_app"]
 
@@ -76,6 +77,10 @@ def create_app(
     )
     app.state.service = service
     app.state.keepalive_seconds = keepalive_seconds
+    # The per-step write is served by a plain Starlette route placed first: FastAPI's request
+    # handling adds ~0.1 ms to a request budgeted at 1 ms. The FastAPI registration of the same
+    # function (in ``router``) documents it in the OpenAPI schema.
+    app.router.routes.insert(0, Route("/api/executions/{execution_id}/records", write_records, methods=["POST"]))
     app.include_router(router, prefix="/api")
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     install_error_handlers(app)

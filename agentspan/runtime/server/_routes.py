@@ -40,7 +40,7 @@ from ._bodies import (
 )
 from ._sse import event_stream
 
-__all__ = ["health", "router"]
+__all__ = ["health", "router", "write_records"]
 
 router = APIRouter()
 
@@ -85,9 +85,10 @@ async def health() -> dict[str, str]:
     openapi_extra=body_doc(RecordsBody),
     tags=["workers"],
 )
-async def write_records(execution_id: str, request: Request) -> Response:
+async def write_records(request: Request) -> Response:
     """Write a batch of records atomically under the lease ``epoch`` (409 if the lease was lost)."""
     body = await _RECORDS.read(request)
+    execution_id = request.path_params["execution_id"]
     return _json(_service(request).write_records(execution_id, body.worker_id, body.epoch, body.records))
 
 
