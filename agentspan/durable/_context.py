@@ -294,7 +294,7 @@ class DurableContext:
 class _Call:
     """One step call in progress."""
 
-    __slots__ = ("attempt", "ctx", "fp", "ikey", "input", "key", "kind", "name", "parent", "recorded")
+    __slots__ = ("_ikey", "attempt", "ctx", "fp", "input", "key", "kind", "name", "parent", "recorded")
 
     def __init__(
         self,
@@ -310,7 +310,14 @@ class _Call:
         self.ctx, self.kind, self.name, self.parent, self.key = ctx, kind, name, parent, key
         self.fp, self.input, self.recorded = fp, input_data, recorded
         self.attempt = 1
-        self.ikey = ctx.idempotency_key(key)
+        self._ikey: str | None = None
+
+    @property
+    def ikey(self) -> str:
+        """The idempotency key (computed on first use: replayed steps never need it)."""
+        if self._ikey is None:
+            self._ikey = self.ctx.idempotency_key(self.key)
+        return self._ikey
 
     @property
     def replayed(self) -> bool:

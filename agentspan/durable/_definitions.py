@@ -75,9 +75,9 @@ class FunctionDefinition:
 
 
 def _bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    signature = _signature(fn)
-    if not kwargs and len(args) == len(signature.parameters) and _simple(signature):
-        return dict(zip(signature.parameters, args, strict=False))  # the common case, without bind()
+    signature, names = _plan(fn)
+    if names is not None and not kwargs and len(args) == len(names):
+        return dict(zip(names, args, strict=True))  # the common case, without bind()
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
@@ -95,17 +95,15 @@ def _bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict
 
 
 @functools.lru_cache(maxsize=1024)
-def _signature(fn: Callable[..., Any]) -> inspect.Signature:
-    return inspect.signature(fn)
-
-
-@functools.lru_cache(maxsize=1024)
-def _simple(signature: inspect.Signature) -> bool:
-    """Only positional-or-keyword parameters without defaults: positional arguments map one to one."""
-    return all(
+def _plan(fn: Callable[..., Any]) -> tuple[inspect.Signature, tuple[str, ...] | None]:
+    """``fn``'s signature, and its parameter names when positional arguments map onto them one to
+    one (only positional-or-keyword parameters without defaults)."""
+    signature = inspect.signature(fn)
+    simple = all(
         p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is inspect.Parameter.empty
         for p in signature.parameters.values()
     )
+    return signature, tuple(signature.parameters) if simple else None
 
 
 def _check_name(name: str) -> str:

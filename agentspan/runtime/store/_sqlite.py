@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import TypeAdapter
+
 from ...errors import ConflictError, InvalidInputError, LeaseLostError, NotFoundError, NotJSONError
 from .._models import (
     Claim,
@@ -95,30 +97,40 @@ def _execution(row: sqlite3.Row) -> Execution:
     )
 
 
-def _step(row: sqlite3.Row) -> Step:
+_STEP_LIST: TypeAdapter[list[Step]] = TypeAdapter(list[Step])
+
+
+def _step_fields(row: sqlite3.Row) -> dict[str, Any]:
     signal, wake_at = row["signal"], row["wake_at"]
-    return Step(
-        execution_id=row["execution_id"],
-        key=row["key"],
-        seq=row["seq"],
-        parent=row["parent"],
-        kind=row["kind"],
-        name=row["name"],
-        status=StepStatus(row["status"]),
-        fingerprint=row["fingerprint"],
-        input=_loads(row["input"]),
-        output=_loads(row["output"]),
-        error=_error(row["error"]),
-        attempt=row["attempt"],
-        idempotency_key=row["idempotency_key"],
-        concurrent=bool(row["concurrent"]),
-        usage=_loads(row["usage"]),
-        wait=None if signal is None and wake_at is None else WaitInfo(signal=signal, wake_at=_dt(wake_at)),
-        superseded=row["generation"] != 0,
-        epoch=row["epoch"],
-        started_at=_dt(row["started_at"]),  # type: ignore[arg-type]
-        completed_at=_dt(row["completed_at"]),
-    )
+    error = row["error"]
+    return {
+        "execution_id": row["execution_id"],
+        "key": row["key"],
+        "seq": row["seq"],
+        "parent": row["parent"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "status": row["status"],
+        "fingerprint": row["fingerprint"],
+        "input": _loads(row["input"]),
+        "output": _loads(row["output"]),
+        "error": None if error is None else json.loads(error),
+        "attempt": row["attempt"],
+        "idempotency_key": row["idempotency_key"],
+        "concurrent": bool(row["concurrent"]),
+        "usage": _loads(row["usage"]),
+        "wait": None if signal is None and wake_at is None else {"signal": signal, "wake_at": wake_at},
+        "superseded": row["generation"] != 0,
+        "epoch": row["epoch"],
+        # Seconds since the epoch: pydantic turns them into UTC datetimes.
+        "started_at": row["started_at"],
+        "completed_at": row["completed_at"],
+    }
+
+
+def _steps(rows: list[sqlite3.Row]) -> list[Step]:
+    """Rows to steps in one validation call (a journal can hold thousands)."""
+    return _STEP_LIST.validate_python([_step_fields(r) for r in rows])
 
 
 class SQLiteStore(Store):
@@ -309,7 +321,7 @@ class SQLiteStore(Store):
         sql = f"SELECT {_STEP_COLUMNS} FROM steps WHERE execution_id = ?"
         if not include_superseded:
             sql += " AND generation = 0"
-        return [_step(r) for r in conn.execute(sql + " ORDER BY seq", (execution_id,))]
+        return _steps(conn.execute(sql + " ORDER BY seq", (execution_id,)).fetchall())
 
     def write_records(
         self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record], now: float
