@@ -260,7 +260,7 @@ class HttpClient:
             status, data = self._wire.post(path, content)
         except ConnectionRefusedError as exc:
             raise TransportError(f"cannot reach the Agentspan server at {self.base_url}: {exc}") from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, ValueError) as exc:
             raise TransportError(f"POST {self.base_url}{path} failed: {exc!r}") from exc
         if status >= 400:
             raise _error_from_parts(status, data, http.client.responses.get(status, ""))

@@ -116,7 +116,10 @@ class BodyReader(Generic[B]):
 
     async def read(self, request: Request) -> B:
         """Parse and validate the request's body."""
-        raw = await request.body()
+        return self.parse(await request.body())
+
+    def parse(self, raw: bytes) -> B:
+        """Parse and validate a body."""
         if not raw and self._optional:
             raw = b"{}"
         try:

@@ -80,10 +80,21 @@ async def _agentspan_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def validation_response(exc: RequestValidationError) -> JSONResponse:
+    """422 listing each problem of a request that has the wrong shape."""
     body = {"type": InvalidInputError.__name__, "message": describe_errors(exc.errors())}
     return JSONResponse({"error": body}, status_code=422)
+
+
+def internal_error_response() -> JSONResponse:
+    """500 without details (they go to the server log)."""
+    body = {"type": "InternalError", "message": "internal server error; the server log has the details"}
+    return JSONResponse({"error": body}, status_code=500)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return validation_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -102,8 +113,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Starlette raises the exception again after this answer, so the server logs its traceback.
-    body = {"type": "InternalError", "message": "internal server error; the server log has the details"}
-    return JSONResponse({"error": body}, status_code=500)
+    return internal_error_response()
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -40,12 +40,12 @@ from ._bodies import (
 )
 from ._sse import event_stream
 
-__all__ = ["health", "router", "write_records"]
+__all__ = ["RECORDS_BODY", "health", "router"]
 
 router = APIRouter()
 
 _CREATE = BodyReader(CreateExecution)
-_RECORDS = BodyReader(RecordsBody)
+RECORDS_BODY = BodyReader(RecordsBody)
 _CLAIM = BodyReader(ClaimBody)
 _HEARTBEAT = BodyReader(HeartbeatBody)
 _SIGNAL = BodyReader(SignalBody, optional=True)
@@ -87,7 +87,7 @@ async def health() -> dict[str, str]:
 )
 async def write_records(request: Request) -> Response:
     """Write a batch of records atomically under the lease ``epoch`` (409 if the lease was lost)."""
-    body = await _RECORDS.read(request)
+    body = await RECORDS_BODY.read(request)
     execution_id = request.path_params["execution_id"]
     return _json(_service(request).write_records(execution_id, body.worker_id, body.epoch, body.records))
 
