@@ -119,6 +119,26 @@ def measure_http(steps: int) -> dict[str, Any]:
     return _percentiles(samples)
 
 
+def measure_sqlite_floor(steps: int) -> dict[str, Any]:
+    """The physical floor: one bare SQLite WAL commit with synchronous=FULL (one fsync)."""
+    import sqlite3
+
+    samples = []
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(f"{tmp}/floor.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        for i in range(steps):
+            start = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t (v) VALUES (?)", (str(i),))
+            conn.execute("COMMIT")
+            samples.append(time.perf_counter() - start)
+        conn.close()
+    return _percentiles(samples[steps // 10 :])
+
+
 def measure_plain(steps: int) -> dict[str, Any]:
     return _percentiles(_plain_steps(steps))
 
@@ -290,6 +310,7 @@ def measure_langgraph(steps: int, checkpointer: str) -> dict[str, Any] | None:
 
 MEASURES = {
     "plain": lambda a: measure_plain(a.steps),
+    "sqlite_floor": lambda a: measure_sqlite_floor(a.steps),
     "embedded_full": lambda a: measure_embedded(a.steps, "full"),
     "embedded_normal": lambda a: measure_embedded(a.steps, "normal"),
     "http_full": lambda a: measure_http(a.steps),
@@ -341,6 +362,7 @@ def main() -> None:
     print("|---|---|---|---|")
     base = cell("embedded_full")
     labels = [
+        ("sqlite_floor", "floor: one bare SQLite WAL commit, synchronous=FULL (one fsync)"),
         ("embedded_full", "Agentspan embedded, SQLite FULL (durable commit, default)"),
         ("embedded_normal", "Agentspan embedded, SQLite NORMAL"),
         ("http_full", "Agentspan over HTTP on loopback, server SQLite FULL"),

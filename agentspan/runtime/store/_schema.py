@@ -73,8 +73,10 @@ MIGRATIONS: list[str] = [
     -- generation = seq, keeping them as history. The same index serves journal reads.
     CREATE UNIQUE INDEX steps_key ON steps (execution_id, key, generation);
 
+    -- No AUTOINCREMENT: it costs a write to sqlite_sequence on every insert. Ids still only grow
+    -- within an execution (a new row gets the largest id + 1 while the execution exists).
     CREATE TABLE events (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        id           INTEGER PRIMARY KEY,
         execution_id TEXT NOT NULL,
         type         TEXT NOT NULL,
         data         TEXT NOT NULL,
