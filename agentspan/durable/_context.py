@@ -235,26 +235,21 @@ class DurableContext:
     def _handle_in_doubt(self, call: _Call, policy: InDoubt, attempt: int) -> None:
         if policy is InDoubt.REEXECUTE:
             return
-        if policy is InDoubt.FAIL:
-            exc = InDoubtStepError(
-                f"step {call.key!r} was interrupted (attempt {attempt - 1}) and its policy forbids running it again",
-                execution_id=self.execution_id,
-                step_key=call.key,
-                attempt=attempt - 1,
-            )
-            call.attempt = attempt - 1
-            call.fail(exc)
-            raise exc
-        decision = self.wait_for_signal(f"confirm:{call.key}", kind="confirm")
-        if isinstance(decision, dict) and decision.get("reexecute") is True:
-            return
+        if policy is InDoubt.CONFIRM:
+            decision = self.wait_for_signal(f"confirm:{call.key}", kind="confirm")
+            if isinstance(decision, dict) and decision.get("reexecute") is True:
+                return
+            reason = "a human declined to run it again"
+        else:
+            reason = "its policy forbids running it again"
+        # The interrupted attempt ends as a recorded failure, so every re-run fails the same way.
+        call.attempt = attempt - 1
         exc = InDoubtStepError(
-            f"step {call.key!r} was interrupted and a human declined to run it again",
+            f"step {call.key!r} was interrupted (attempt {call.attempt}) and {reason}",
             execution_id=self.execution_id,
             step_key=call.key,
-            attempt=attempt - 1,
+            attempt=call.attempt,
         )
-        call.attempt = attempt - 1
         call.fail(exc)
         raise exc
 

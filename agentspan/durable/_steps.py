@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from ..errors import AgentspanError, NotJSONError
 from ._codec import Codec, to_json
-from ._context import InDoubt, Suspended, WorkerStopping, _Call, current_context, not_json
+from ._context import InDoubt, _Call, current_context, not_json
 
 __all__ = ["run_step", "run_step_async"]
 
@@ -17,8 +17,24 @@ T = TypeVar("T")
 _PLAIN = Codec(None)
 
 
-def _retryable(exc: BaseException) -> bool:
-    return not isinstance(exc, AgentspanError) or exc.retryable
+def _begin(
+    kind: str, name: str, input: Any, identity: Any, volatile: tuple[str, ...], in_doubt: InDoubt
+) -> _Call | None:
+    """The step call in the current execution, or ``None`` outside of one."""
+    found = current_context()
+    if found is None:
+        return None
+    data = to_json(input, f"the input of step {name!r}", check=False)
+    return found[0].begin(kind, name, data, identity=identity, volatile=volatile, in_doubt=in_doubt)
+
+
+def _retry(call: _Call, exc: Exception, retries: int, retry_delay: float) -> float | None:
+    """Seconds to wait before the next attempt, or ``None`` when the error is final."""
+    retryable = not isinstance(exc, AgentspanError) or exc.retryable
+    if call.attempt > retries or not retryable or call.ctx.stop_requested.is_set():
+        return None
+    call.attempt += 1
+    return float(retry_delay * 2 ** (call.attempt - 2))
 
 
 def _finish(call: _Call, result: Any, codec: Codec) -> tuple[Any, Any]:
@@ -59,31 +75,23 @@ def run_step(
         retries: How many more times to try when ``fn`` raises.
         retry_delay: Seconds before the first retry; doubled each time.
     """
-    found = current_context()
-    if found is None:
+    call = _begin(kind, name, input, identity, volatile, in_doubt)
+    if call is None:
         return fn()
-    ctx = found[0]
-    call = ctx.begin(kind, name, to_json(input, f"the input of step {name!r}", check=False),
-                     identity=identity, volatile=volatile, in_doubt=in_doubt)  # fmt: skip
     if call.replayed:
         return call.replay(codec.decode)  # type: ignore[no-any-return]
-    delay = retry_delay
     while True:
         token = call.enter()
         try:
             result = fn()
-        except (Suspended, WorkerStopping):
-            call.abandon()
-            raise
         except Exception as exc:
-            if call.attempt <= retries and _retryable(exc) and not ctx.stop_requested.is_set():
-                time.sleep(delay)
-                delay *= 2
-                call.attempt += 1
-                continue
-            call.fail(exc)
-            raise
-        except BaseException:
+            delay = _retry(call, exc, retries, retry_delay)
+            if delay is None:
+                call.fail(exc)
+                raise
+            time.sleep(delay)
+            continue
+        except BaseException:  # the worker stops, the execution suspends, the process is interrupted
             call.abandon()
             raise
         finally:
@@ -107,42 +115,34 @@ async def run_step_async(
     retry_delay: float = 1.0,
 ) -> T:
     """:func:`run_step` for a coroutine function. Arguments are the same."""
-    found = current_context()
-    if found is None:
+    call = _begin(kind, name, input, identity, volatile, in_doubt)
+    if call is None:
         return await fn()
-    ctx = found[0]
-    call = ctx.begin(kind, name, to_json(input, f"the input of step {name!r}", check=False),
-                     identity=identity, volatile=volatile, in_doubt=in_doubt)  # fmt: skip
     if call.replayed:
         return call.replay(codec.decode)  # type: ignore[no-any-return]
-    inline = ctx.writer.inline
-    delay = retry_delay
+    # Remote writes go through a thread so that concurrent steps share requests (group commit)
+    # instead of blocking the event loop one after another.
+    inline = call.ctx.writer.inline
     while True:
         token = call.enter()
         try:
             result = await fn()
-        except (Suspended, WorkerStopping):
-            call.abandon()
-            raise
         except Exception as exc:
-            if call.attempt <= retries and _retryable(exc) and not ctx.stop_requested.is_set():
-                await asyncio.sleep(delay)
-                delay *= 2
-                call.attempt += 1
-                continue
-            if inline:
-                call.fail(exc)
-            else:
-                await asyncio.to_thread(call.fail, exc)
-            raise
-        except BaseException:
+            delay = _retry(call, exc, retries, retry_delay)
+            if delay is None:
+                if inline:
+                    call.fail(exc)
+                else:
+                    await asyncio.to_thread(call.fail, exc)
+                raise
+            await asyncio.sleep(delay)
+            continue
+        except BaseException:  # the worker stops, the execution suspends, the task is cancelled
             call.abandon()
             raise
         finally:
             call.exit(token)
         data, value = _finish(call, result, codec)
-        # Remote writes go through a thread so that concurrent steps share requests (group commit)
-        # instead of blocking the event loop one after another.
         if inline:
             call.complete(data)
         else:

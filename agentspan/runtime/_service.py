@@ -168,13 +168,9 @@ class Service:
         self._check_claim(names, wait_seconds, lease_seconds)
         deadline = time.monotonic() + wait_seconds
         while True:
-            seen = self.notifier.version(_WORK)
-            claim = self._try_claim(worker_id, names, lease_seconds)
-            if claim is not None:
+            claim, seen, sleep = self._claim_or_sleep(worker_id, names, lease_seconds, deadline)
+            if claim is not None or sleep <= 0:
                 return claim
-            sleep = self._sleep_for(names, deadline)
-            if sleep <= 0:
-                return None
             self.notifier.wait(_WORK, seen, sleep)
 
     async def claim_async(
@@ -184,14 +180,21 @@ class Service:
         self._check_claim(names, wait_seconds, lease_seconds)
         deadline = time.monotonic() + wait_seconds
         while True:
-            seen = self.notifier.version(_WORK)
-            claim = self._try_claim(worker_id, names, lease_seconds)
-            if claim is not None:
+            claim, seen, sleep = self._claim_or_sleep(worker_id, names, lease_seconds, deadline)
+            if claim is not None or sleep <= 0:
                 return claim
-            sleep = self._sleep_for(names, deadline)
-            if sleep <= 0:
-                return None
             await self.notifier.wait_async(_WORK, seen, sleep)
+
+    def _claim_or_sleep(
+        self, worker_id: str, names: Sequence[str], lease_seconds: float, deadline: float
+    ) -> tuple[Claim | None, int, float]:
+        """One round of a long poll: a claim, or the notifier version seen and how long to wait."""
+        seen = self.notifier.version(_WORK)
+        claim = self.store.claim(worker_id, names, lease_seconds, self.now())
+        if claim is not None:
+            self.notifier.notify(_events_topic(claim.execution.id))
+            return claim, seen, 0.0
+        return None, seen, self._sleep_for(names, deadline)
 
     @staticmethod
     def _check_claim(names: Sequence[str], wait_seconds: float, lease_seconds: float) -> None:
@@ -201,12 +204,6 @@ class Service:
             raise InvalidInputError(f"wait_seconds must be between 0 and 300, not {wait_seconds}")
         if not 1 <= lease_seconds <= 3600:
             raise InvalidInputError(f"lease_seconds must be between 1 and 3600, not {lease_seconds}")
-
-    def _try_claim(self, worker_id: str, names: Sequence[str], lease_seconds: float) -> Claim | None:
-        claim = self.store.claim(worker_id, names, lease_seconds, self.now())
-        if claim is not None:
-            self.notifier.notify(_events_topic(claim.execution.id))
-        return claim
 
     def _sleep_for(self, names: Sequence[str], deadline: float) -> float:
         remaining = deadline - time.monotonic()
@@ -247,14 +244,11 @@ class Service:
     def wait_events(self, execution_id: str, *, after: int = 0, timeout: float = 30.0) -> list[Event]:
         """Like :meth:`get_events`, but waits up to ``timeout`` seconds for the first new event."""
         deadline = time.monotonic() + min(timeout, 300.0)
-        topic = _events_topic(execution_id)
         while True:
-            seen = self.notifier.version(topic)
-            events = self.get_events(execution_id, after=after)
-            remaining = deadline - time.monotonic()
-            if events or remaining <= 0:
+            events, seen, sleep = self._events_or_sleep(execution_id, after, deadline)
+            if events or sleep <= 0:
                 return events
-            self.notifier.wait(topic, seen, min(remaining, _MAX_SLEEP))
+            self.notifier.wait(_events_topic(execution_id), seen, sleep)
 
     async def wait_events_async(
         self,
@@ -265,14 +259,17 @@ class Service:
     ) -> list[Event]:
         """:meth:`wait_events` for an event loop."""
         deadline = time.monotonic() + min(timeout, 300.0)
-        topic = _events_topic(execution_id)
         while True:
-            seen = self.notifier.version(topic)
-            events = self.get_events(execution_id, after=after)
-            remaining = deadline - time.monotonic()
-            if events or remaining <= 0:
+            events, seen, sleep = self._events_or_sleep(execution_id, after, deadline)
+            if events or sleep <= 0:
                 return events
-            await self.notifier.wait_async(topic, seen, min(remaining, _MAX_SLEEP))
+            await self.notifier.wait_async(_events_topic(execution_id), seen, sleep)
+
+    def _events_or_sleep(self, execution_id: str, after: int, deadline: float) -> tuple[list[Event], int, float]:
+        """One round of an event long poll: new events, or the version seen and how long to wait."""
+        seen = self.notifier.version(_events_topic(execution_id))
+        events = self.get_events(execution_id, after=after)
+        return events, seen, min(deadline - time.monotonic(), _MAX_SLEEP)
 
     # definitions ---------------------------------------------------------------------------------------
     def put_definition(self, name: str, spec: dict[str, Any] | None = None, *, kind: str = "function") -> Definition:
