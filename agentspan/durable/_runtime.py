@@ -164,7 +164,8 @@ class Runtime:
         for worker, _ in workers:
             worker.stop()
         for _, thread in workers:
-            thread.join(timeout=30)
+            if thread is not threading.current_thread():
+                thread.join(timeout=30)
         self.client.close()
 
     def _reap_dead_local_workers(self) -> None:
@@ -183,7 +184,7 @@ class Runtime:
         definition = FunctionDefinition.of(fn)
         arguments = to_json(definition.bind(args, kwargs), f"the arguments of {definition.name}")
         execution = self.client.create_execution(definition.name, arguments, idempotency_key=idempotency_key)
-        self._ensure_worker(fn)
+        self.ensure_worker(fn)
         return ExecutionHandle(self.client, execution.id, codec=definition.codec)
 
     def run(self, fn: Callable[..., Any], /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> Any:
@@ -199,9 +200,18 @@ class Runtime:
         """Run a worker for ``functions`` in this thread until stopped (SIGTERM/SIGINT: graceful)."""
         from ..worker import Worker
 
-        Worker(self.client, functions, lease_seconds=self.lease_seconds).run(handle_signals=handle_signals)
+        worker = Worker(self.client, functions, lease_seconds=self.lease_seconds, poll_seconds=1.0)
+        key = f"serve:{worker.worker_id}"
+        with self._lock:
+            self._workers[key] = (worker, threading.current_thread())
+        try:
+            worker.run(handle_signals=handle_signals)
+        finally:
+            with self._lock:
+                self._workers.pop(key, None)
 
-    def _ensure_worker(self, fn: Callable[..., Any]) -> None:
+    def ensure_worker(self, fn: Callable[..., Any]) -> None:
+        """Run a worker thread for durable function ``fn`` in this process (once per name)."""
         from ..worker import Worker
 
         name = FunctionDefinition.of(fn).name

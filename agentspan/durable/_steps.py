@@ -59,6 +59,7 @@ def run_step(
     in_doubt: InDoubt = InDoubt.REEXECUTE,
     retries: int = 0,
     retry_delay: float = 1.0,
+    usage_of: Callable[[Any], dict[str, int] | None] | None = None,
 ) -> T:
     """Run ``fn`` as a durable step of the current execution, or plainly outside of one.
 
@@ -74,6 +75,7 @@ def run_step(
         in_doubt: What to do if the step started in a process that died.
         retries: How many more times to try when ``fn`` raises.
         retry_delay: Seconds before the first retry; doubled each time.
+        usage_of: Reads token usage from the result, recorded with the step (model calls).
     """
     call = _begin(kind, name, input, identity, volatile, in_doubt)
     if call is None:
@@ -97,7 +99,7 @@ def run_step(
         finally:
             call.exit(token)
         data, value = _finish(call, result, codec)
-        call.complete(data)
+        call.complete(data, None if usage_of is None else usage_of(value))
         return value  # type: ignore[no-any-return]
 
 
@@ -113,6 +115,7 @@ async def run_step_async(
     in_doubt: InDoubt = InDoubt.REEXECUTE,
     retries: int = 0,
     retry_delay: float = 1.0,
+    usage_of: Callable[[Any], dict[str, int] | None] | None = None,
 ) -> T:
     """:func:`run_step` for a coroutine function. Arguments are the same."""
     call = _begin(kind, name, input, identity, volatile, in_doubt)
@@ -143,8 +146,9 @@ async def run_step_async(
         finally:
             call.exit(token)
         data, value = _finish(call, result, codec)
+        usage = None if usage_of is None else usage_of(value)
         if inline:
-            call.complete(data)
+            call.complete(data, usage)
         else:
-            await asyncio.to_thread(call.complete, data)
+            await asyncio.to_thread(call.complete, data, usage)
         return value  # type: ignore[no-any-return]

@@ -1,4 +1,4 @@
-"""A real runtime server on a free loopback port, in a background thread, for tests."""
+"""A real runtime server on a loopback port, in a background thread: for the embedded runtime and tests."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ..errors import ConfigurationError
+from ...errors import ConfigurationError
 
 if TYPE_CHECKING:
     import uvicorn
 
-    from ..runtime import Service
+    from .._service import Service
 
 __all__ = ["ServerHandle", "serve_in_thread"]
 
@@ -56,8 +56,8 @@ class ServerHandle:
         self.stop()
 
 
-def serve_in_thread(service: Service, *, auth_token: str | None = None) -> ServerHandle:
-    """Serve ``service`` over HTTP on a free loopback port in a daemon thread.
+def serve_in_thread(service: Service, *, auth_token: str | None = None, port: int = 0) -> ServerHandle:
+    """Serve ``service`` over HTTP on a loopback port (a free one by default) in a daemon thread.
 
     Returns once ``/health`` answers. Use the handle as a context manager (or call ``stop()``)::
 
@@ -67,18 +67,20 @@ def serve_in_thread(service: Service, *, auth_token: str | None = None) -> Serve
     Args:
         service: The runtime to serve; it stays the caller's to close.
         auth_token: Require this bearer token, as ``agentspan server`` does with ``AGENTSPAN_AUTH_TOKEN``.
+        port: The port to listen on; 0 picks a free one.
 
     Raises:
         ImportError: The ``server`` extra is not installed.
+        OSError: The port is taken.
         ConfigurationError: The server did not come up.
     """
-    from ..runtime.server import create_app
-    from ..runtime.server._run import uvicorn_server
+    from ._app import create_app
+    from ._run import uvicorn_server
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+        sock.bind(("127.0.0.1", port))
+        port = sock.getsockname()[1]
         app = create_app(service, auth_token=auth_token)
         # log_config=None leaves the test process's logging configuration alone.
         server = uvicorn_server(
@@ -104,7 +106,7 @@ def _wait_until_healthy(
         while time.monotonic() < deadline:
             if not thread.is_alive():
                 sock.close()
-                raise ConfigurationError(f"the test server on port {handle.port} stopped during startup")
+                raise ConfigurationError(f"the server on port {handle.port} stopped during startup")
             if server.started:
                 try:
                     if http.get(f"http://127.0.0.1:{handle.port}/health").status_code == 200:
@@ -113,4 +115,4 @@ def _wait_until_healthy(
                     pass
             time.sleep(0.005)
     handle.stop()
-    raise ConfigurationError(f"the test server on port {handle.port} did not answer /health in time")
+    raise ConfigurationError(f"the server on port {handle.port} did not answer /health in time")
