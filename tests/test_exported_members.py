@@ -22,7 +22,15 @@ EXPECTED = {
     ],
     "agentspan.runtime.store": ["SQLiteStore", "Store"],
     "agentspan.runtime.server": ["create_app", "run_server"],
-    "agentspan.testing": ["ServerHandle", "serve_in_thread"],
+    "agentspan.testing": ["FakeOpenAIServer", "ScriptedModel", "ServerHandle", "serve_in_thread"],
+    "agentspan.agents": [
+        "Agent", "AgentHandle", "AgentResult", "AgentRuntime", "Message", "ModelRequest", "ModelResponse",
+        "ModelSettings", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec", "Usage", "tool",
+    ],
+    "agentspan.agents.models": [
+        "AnthropicModel", "Model", "ModelAuthError", "ModelError", "ModelRateLimitError", "ModelRequestError",
+        "ModelResponseError", "ModelServerError", "OpenAIModel", "get_model",
+    ],
     "agentspan.errors": [
         "AgentspanError", "ConfigurationError", "ConflictError", "DivergenceError", "ExecutionCancelledError",
         "ExecutionError", "ExecutionFailedError", "InDoubtStepError", "InvalidInputError", "LeaseLostError",

@@ -48,7 +48,19 @@ def _load(target: str) -> list[Callable[..., Any]]:
         found = getattr(module, attr)
     except AttributeError:
         raise SystemExit(f"agentspan: module {module_name!r} has no attribute {attr!r}") from None
-    return list(found) if isinstance(found, list | tuple) else [found]
+    items = list(found) if isinstance(found, list | tuple) else [found]
+    return [_as_function(item) for item in items]
+
+
+def _as_function(item: Any) -> Callable[..., Any]:
+    """Agents become the durable function their worker runs; durable functions stay as they are."""
+    from ..agents import Agent
+
+    if isinstance(item, Agent):
+        from ..agents._loop import agent_function
+
+        return agent_function(item)
+    return item  # type: ignore[no-any-return]
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -102,6 +114,24 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..agents import Agent, AgentRuntime
+
+    url = args.server or os.environ.get("AGENTSPAN_SERVER_URL")
+    with AgentRuntime(url, db=args.db, serve_http=False) as runtime:
+        if ":" in args.target:
+            module_name, _, attr = args.target.partition(":")
+            sys.path.insert(0, os.getcwd())
+            agent = getattr(importlib.import_module(module_name), attr)
+            if not isinstance(agent, Agent):
+                raise SystemExit(f"agentspan: {args.target} is not an Agent")
+            result = runtime.run(agent, args.prompt, idempotency_key=args.idempotency_key, timeout=args.timeout)
+        else:  # a deployed agent, run by whichever worker serves it
+            result = runtime.run(args.target, args.prompt, idempotency_key=args.idempotency_key, timeout=args.timeout)
+    result.print_result()
+    return 0 if result.is_success else 1
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     client = _connect(args)
     page = client.list_executions(status=args.status, name=args.name, limit=args.limit)
@@ -136,7 +166,7 @@ def cmd_signal(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    return run_demo(steps=args.steps, crash_after=args.crash_after)
+    return run_demo(calls=args.calls, crash_after=args.crash_after, model=args.model)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -156,8 +186,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="full: fsync every commit (default); normal: faster, survives process crashes only")  # fmt: skip
     p.set_defaults(func=cmd_server)
 
-    p = sub.add_parser("worker", help="run durable functions from module:attribute targets")
-    p.add_argument("targets", nargs="+", help="module:attribute naming a durable function or a list of them")
+    p = sub.add_parser("worker", help="run agents or durable functions from module:attribute targets")
+    p.add_argument("targets", nargs="+", help="module:attribute naming an Agent, a durable function, or a list")
     target(p)
     p.add_argument("--worker-id", help="worker id (default: host:pid:random)")
     p.add_argument("--lease-seconds", type=float, default=30.0, help="lease length (default 30)")
@@ -171,6 +201,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--idempotency-key", help="the same key returns the same execution")
     target(p)
     p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("run", help="run an agent (module:attribute, or a deployed agent's name) and print the result")
+    p.add_argument("target", help="module:attribute naming an Agent, or the name of a deployed agent")
+    p.add_argument("prompt")
+    p.add_argument("--idempotency-key", help="the same key returns (and resumes) the same run")
+    p.add_argument("--timeout", type=float, help="seconds to wait for the result")
+    target(p)
+    p.set_defaults(func=cmd_run)
 
     ex = sub.add_parser("executions", help="list, show and cancel executions").add_subparsers(
         dest="action", required=True
@@ -198,9 +236,10 @@ def _parser() -> argparse.ArgumentParser:
     target(p)
     p.set_defaults(func=cmd_signal)
 
-    p = sub.add_parser("demo", help="a durable execution whose worker is killed, and resumed")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--crash-after", type=int, default=18)
+    p = sub.add_parser("demo", help="an agent run whose worker is killed with SIGKILL, and resumed (offline)")
+    p.add_argument("--calls", type=int, default=20, help="tool calls the agent makes (default 20)")
+    p.add_argument("--crash-after", type=int, default=18, help="kill the worker after this tool call (default 18)")
+    p.add_argument("--model", help="a real model instead of the offline fake, e.g. openai/gpt-4o-mini")
     p.set_defaults(func=cmd_demo)
     return parser
 

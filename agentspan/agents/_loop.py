@@ -1,0 +1,189 @@
+"""The agent loop: model call → the tool calls it asked for (concurrently) → model call … → answer.
+
+It runs as a durable function: every model call and every tool call is a durable step. A model
+step's key comes from its whole request (so a changed prompt is a divergence); a tool step's key
+comes from the turn and the tool-call id the model gave, which the replayed model step returns
+unchanged, so keys are stable on replay whatever order parallel calls finish in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..durable import FunctionDefinition, current_step, run_step_async
+from ..durable._codec import Codec, to_json
+from ..errors import AgentspanError
+from ._agent import Agent
+from ._tool import ToolContext, ToolDefinition, ToolError
+from ._types import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
+from .models import Model, get_model
+
+__all__ = ["AgentOutputError", "agent_function", "run_agent"]
+
+_RESPONSE = Codec(ModelResponse)
+
+
+class AgentOutputError(AgentspanError):
+    """The final answer does not match the agent's ``output_type``."""
+
+
+def _usage(response: ModelResponse) -> dict[str, int]:
+    return response.usage.model_dump()
+
+
+def _subagent_spec(agent: Agent) -> ToolSpec:
+    description = agent.instructions.split("\n\n", 1)[0].strip() or f"Ask the {agent.name} agent."
+    return ToolSpec(
+        name=agent.name,
+        description=f"Delegate to the {agent.name} agent: {description}",
+        parameters={
+            "type": "object",
+            "properties": {"request": {"type": "string", "description": "What to ask the agent."}},
+            "required": ["request"],
+            "additionalProperties": False,
+        },
+    )
+
+
+class _Run:
+    """One run of one agent: its model, tools and conversation."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.model: Model = agent.model if isinstance(agent.model, Model) else get_model(agent.model)
+        self.tools: dict[str, ToolDefinition] = {d.name: d for d in agent.tool_definitions}
+        self.subagents: dict[str, Agent] = {a.name: a for a in agent.agents}
+        self.specs = [d.spec() for d in self.tools.values()] + [_subagent_spec(a) for a in agent.agents]
+        self.usage = Usage()
+        self.tool_log: list[dict[str, Any]] = []
+
+    async def model_call(self, messages: list[Message], turn: int) -> ModelResponse:
+        request = ModelRequest(
+            model=self.model.name,
+            messages=messages,
+            tools=self.specs,
+            settings=self.agent.settings,
+            output_schema=None if self.agent.output_type is None else self.agent.output_type.model_json_schema(),
+        )
+        response: ModelResponse = await run_step_async(
+            "llm",
+            self.agent.model_name,
+            request.model_dump(mode="json", exclude_defaults=True),
+            lambda: asyncio.to_thread(self.model.complete, request),
+            codec=_RESPONSE,
+            usage_of=_usage,
+        )
+        return response
+
+    async def tool_call(self, call: ToolCall, turn: int) -> Message:
+        try:
+            content = await self._invoke(call, turn)
+        except ToolError as exc:
+            content = f"Error: {exc}"
+        except AgentspanError:
+            raise  # a lost lease, a divergence in strict mode: not the model's business
+        except Exception as exc:
+            content = f"Error: {type(exc).__name__}: {exc}"
+        self.tool_log.append({"id": call.id, "name": call.name, "arguments": call.arguments, "result": content})
+        return Message(role="tool", tool_call_id=call.id, name=call.name, content=content)
+
+    async def _invoke(self, call: ToolCall, turn: int) -> str:
+        identity = {"turn": turn, "tool_call_id": call.id}
+        if call.name in self.subagents:
+            sub = self.subagents[call.name]
+            request = _subagent_request(call)
+            answer = await run_step_async(
+                "agent", sub.name, {"request": request}, lambda: run_agent(sub, request), identity=identity
+            )
+            return str(answer["output"])
+        definition = self.tools.get(call.name)
+        if definition is None:
+            available = ", ".join(self.tools) or "none"
+            raise ToolError(f"there is no tool named {call.name!r}; the tools are: {available}")
+        arguments = definition.parse(call.arguments)
+
+        async def invoke() -> Any:
+            info = current_step()
+            assert info is not None
+            context = ToolContext(info.execution_id, info.key, info.idempotency_key, info.attempt, self.agent.name)
+            return await definition.call_async(arguments, context)
+
+        result: Any = await run_step_async(
+            "tool", definition.name, {"arguments": to_json(arguments, f"the arguments of {call.name}")}, invoke,
+            identity=identity, retries=definition.retries, retry_delay=definition.retry_delay,
+            in_doubt=definition.in_doubt,
+        )  # fmt: skip
+        return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+
+    def finish(self, messages: list[Message], finish_reason: str, turns: int) -> dict[str, Any]:
+        final = messages[-1].content if messages and messages[-1].role == "assistant" else None
+        structured = None
+        if self.agent.output_type is not None and finish_reason == "stop":
+            try:
+                structured = self.agent.output_type.model_validate_json(final or "").model_dump(mode="json")
+            except ValidationError as exc:
+                raise AgentOutputError(
+                    f"agent {self.agent.name}: the final answer is not a valid {self.agent.output_type.__name__}:"
+                    f" {exc.errors(include_url=False)[0]['msg']}"
+                ) from None
+        return {
+            "output": final or "",
+            "structured": structured,
+            "messages": [m.model_dump(mode="json", exclude_defaults=True) for m in messages],
+            "tool_calls": self.tool_log,
+            "usage": self.usage.model_dump(),
+            "finish_reason": finish_reason,
+            "turns": turns,
+        }
+
+
+def _subagent_request(call: ToolCall) -> str:
+    try:
+        data = json.loads(call.arguments or "{}")
+    except json.JSONDecodeError:
+        raise ToolError(f'the arguments for {call.name} are not valid JSON; send {{"request": "..."}}') from None
+    if not isinstance(data, dict) or not isinstance(data.get("request"), str):
+        raise ToolError(f"{call.name} takes one argument, request: a string")
+    return str(data["request"])
+
+
+async def run_agent(agent: Agent, prompt: str) -> dict[str, Any]:
+    """Run ``agent`` on ``prompt`` until a final answer or ``max_turns``; durable inside an execution.
+
+    Returns the result as JSON: output, structured output, messages, tool calls, usage, finish reason.
+    """
+    run = _Run(agent)
+    messages: list[Message] = []
+    if agent.instructions:
+        messages.append(Message(role="system", content=agent.instructions))
+    messages.append(Message(role="user", content=prompt))
+    for turn in range(1, agent.max_turns + 1):
+        response = await run.model_call(messages, turn)
+        run.usage = run.usage + response.usage
+        messages.append(response.message)
+        if not response.message.tool_calls:
+            return run.finish(messages, response.finish_reason or "stop", turn)
+        results = await asyncio.gather(*(run.tool_call(call, turn) for call in response.message.tool_calls))
+        messages.extend(results)
+    return run.finish(messages, "max_turns", agent.max_turns)
+
+
+def agent_function(agent: Agent) -> Callable[..., Any]:
+    """The durable function a worker runs for ``agent`` (the same object each time it is asked)."""
+    found: Callable[..., Any] | None = agent.__dict__.get("_function")
+    if found is not None:
+        return found
+
+    async def entry(prompt: str) -> dict[str, Any]:
+        return await run_agent(agent, prompt)
+
+    entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
+        name=agent.name, fn=entry, strict=False, codec=Codec(None)
+    )
+    object.__setattr__(agent, "_function", entry)  # the agent is frozen; this is a cache
+    return entry

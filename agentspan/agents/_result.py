@@ -1,0 +1,113 @@
+"""``AgentResult`` and ``AgentHandle``: what a run returns, and a started run to follow."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+from ..durable import ExecutionHandle
+from ..runtime import Event, Execution, ExecutionStatus
+from ._types import Usage
+
+__all__ = ["AgentHandle", "AgentResult"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentResult:
+    """The outcome of an agent run."""
+
+    execution_id: str
+    """The execution, for ``agentspan executions show``."""
+    status: ExecutionStatus
+    """``completed``, ``failed`` or ``cancelled``."""
+    output: str
+    """The final answer's text."""
+    structured: Any = None
+    """The final answer as the agent's ``output_type`` (a pydantic model), when it has one."""
+    messages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """The whole conversation."""
+    tool_calls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """Every tool call: id, name, arguments, result."""
+    token_usage: Usage = dataclasses.field(default_factory=Usage)
+    """Tokens used by all model calls (each counted once, also across crashes)."""
+    finish_reason: str = ""
+    """``stop``, ``max_turns``, ``length``, ``error`` or ``cancelled``."""
+    error: str | None = None
+    """What went wrong, when the run failed."""
+
+    @property
+    def is_success(self) -> bool:
+        """Whether the run completed."""
+        return self.status is ExecutionStatus.COMPLETED
+
+    @classmethod
+    def from_execution(cls, execution: Execution, output_type: Any = None) -> AgentResult:
+        """Build the result from a finished execution."""
+        if execution.status is not ExecutionStatus.COMPLETED or not isinstance(execution.output, dict):
+            error = None if execution.error is None else f"{execution.error.type}: {execution.error.message}"
+            reason = "cancelled" if execution.status is ExecutionStatus.CANCELLED else "error"
+            return cls(execution.id, execution.status, "", finish_reason=reason, error=error)
+        data = execution.output
+        structured = data.get("structured")
+        if structured is not None and output_type is not None:
+            structured = output_type.model_validate(structured)
+        return cls(
+            execution_id=execution.id,
+            status=execution.status,
+            output=str(data.get("output", "")),
+            structured=structured,
+            messages=list(data.get("messages", [])),
+            tool_calls=list(data.get("tool_calls", [])),
+            token_usage=Usage.model_validate(data.get("usage") or {}),
+            finish_reason=str(data.get("finish_reason", "")),
+        )
+
+    def print_result(self) -> None:
+        """Print the answer in a box, then tool calls, tokens, finish reason and execution id."""
+        text = self.output if self.is_success else f"{self.status.value}: {self.error or ''}"
+        lines = text.splitlines() or [""]
+        width = min(max(len(line) for line in lines), 100)
+        print("╭" + "─" * (width + 2) + "╮")  # noqa: T201 - printing is this method's job
+        for line in lines:
+            for start in range(0, max(len(line), 1), width):
+                print(f"│ {line[start : start + width]:<{width}} │")  # noqa: T201
+        print("╰" + "─" * (width + 2) + "╯")  # noqa: T201
+        usage = self.token_usage
+        print(  # noqa: T201
+            f"tool calls: {len(self.tool_calls)}  tokens: {usage.total_tokens} ({usage.prompt_tokens} prompt,"
+            f" {usage.completion_tokens} completion)  finish: {self.finish_reason}  execution: {self.execution_id}"
+        )
+
+
+class AgentHandle:
+    """A started agent run: its status, its events, its result; reconnect from any process by id."""
+
+    def __init__(self, handle: ExecutionHandle, output_type: Any = None) -> None:
+        self._handle = handle
+        self._output_type = output_type
+
+    @property
+    def execution_id(self) -> str:
+        """The execution id."""
+        return self._handle.execution_id
+
+    def __repr__(self) -> str:
+        return f"AgentHandle({self.execution_id!r})"
+
+    @property
+    def status(self) -> ExecutionStatus:
+        """The current status."""
+        return self._handle.status
+
+    def events(self, *, after: int = 0) -> Iterator[Event]:
+        """The run's events as they happen, until it finishes."""
+        return self._handle.events(after=after)
+
+    def wait(self, timeout: float | None = None) -> AgentResult:
+        """Block until the run finishes and return its result."""
+        return AgentResult.from_execution(self._handle.wait(timeout), self._output_type)
+
+    def cancel(self) -> None:
+        """Cancel the run."""
+        self._handle.cancel()

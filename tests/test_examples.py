@@ -1,0 +1,57 @@
+"""The README's quickstart runs unchanged against the fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentspan.testing import FakeOpenAIServer
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def _run(example: str, fake: FakeOpenAIServer, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPENAI_BASE_URL": fake.base_url, "AGENTSPAN_DB": str(tmp_path / "examples.db")}
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("AGENTSPAN_SERVER_URL", None)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / example)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_quickstart_runs_unchanged(tmp_path: Path) -> None:
+    script = FakeOpenAIServer.research_script(
+        3, "search_web", lambda i: {"query": f"orchestration tool {i}"}, answer="Temporal vs DBOS vs Agentspan"
+    )
+    with FakeOpenAIServer(script) as fake:
+        done = _run("quickstart.py", fake, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert fake.request_count == 4
+        assert fake.requests[0]["model"] == "gpt-4o-mini"
+        assert fake.requests[0]["tools"][0]["function"]["name"] == "search_web"
+    assert "Temporal vs DBOS vs Agentspan" in done.stdout
+    assert "tool calls: 3" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("example", "script", "expected"),
+    [
+        ("structured_output.py", ['{"winner": "Agentspan", "reasons": ["durable steps"]}'], "winner: Agentspan"),
+        (
+            "sub_agents.py",
+            [[("researcher", {"request": "what is durability?"})], "it resumes after crashes", "durable: it resumes"],
+            "durable: it resumes",
+        ),
+    ],
+)
+def test_the_examples_run_against_the_fake_server(
+    tmp_path: Path, example: str, script: list[object], expected: str
+) -> None:
+    with FakeOpenAIServer(script, by_turn=False) as fake:
+        done = _run(example, fake, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert expected in done.stdout
