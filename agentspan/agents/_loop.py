@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..durable import FunctionDefinition, current_step, run_step_async
-from ..durable._codec import Codec, to_json
+from ..durable._codec import Codec, fingerprint, to_json
 from ..errors import AgentspanError
 from ._agent import Agent
 from ._tool import ToolContext, ToolDefinition, ToolError
@@ -61,23 +61,44 @@ class _Run:
         self.specs = [d.spec() for d in self.tools.values()] + [_subagent_spec(a) for a in agent.agents]
         self.usage = Usage()
         self.tool_log: list[dict[str, Any]] = []
+        self.output_schema = None if agent.output_type is None else agent.output_type.model_json_schema()
+        # What every model call shares: tools, settings, output schema (part of the first call's key).
+        self.setup = fingerprint(
+            {
+                "tools": [spec.model_dump() for spec in self.specs],
+                "settings": agent.settings.model_dump(exclude_none=True),
+                "output_schema": self.output_schema,
+            }
+        )
+        self.chain: str | None = None
+        self.recorded = 0
 
     async def model_call(self, messages: list[Message], turn: int) -> ModelResponse:
         request = ModelRequest(
-            model=self.model.name,
-            messages=messages,
-            tools=self.specs,
-            settings=self.agent.settings,
-            output_schema=None if self.agent.output_type is None else self.agent.output_type.model_json_schema(),
-        )
+            model=self.model.name, messages=messages, tools=self.specs, settings=self.agent.settings,
+            output_schema=self.output_schema,
+        )  # fmt: skip
+        # The conversation grows by a few messages a turn; recording it whole at every model call
+        # would store (and hash) it again and again. A model step records the messages added since
+        # the previous model call, and its identity chains to the previous call's, so the key still
+        # depends on the whole conversation (a changed prompt is still a divergence).
+        added = [m.model_dump(mode="json", exclude_defaults=True) for m in messages[self.recorded :]]
+        identity = {"previous": self.chain, "model": self.agent.model_name, "added": added, "setup": self.setup}
+        recorded = {"turn": turn, "messages": added}
+        if self.chain is None:
+            recorded["tools"] = [spec.name for spec in self.specs]
+            recorded["settings"] = self.agent.settings.model_dump(exclude_none=True)
         response: ModelResponse = await run_step_async(
             "llm",
             self.agent.model_name,
-            request.model_dump(mode="json", exclude_defaults=True),
+            recorded,
             lambda: asyncio.to_thread(self.model.complete, request),
             codec=_RESPONSE,
+            identity=identity,
             usage_of=_usage,
         )
+        self.chain = fingerprint(identity)
+        self.recorded = len(messages) + 1  # the answer is in this step's output
         return response
 
     async def tool_call(self, call: ToolCall, turn: int) -> Message:
