@@ -254,3 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgentspanError as exc:
         print(f"agentspan: {exc.message}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the output was piped into a command that stopped reading (head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
