@@ -50,6 +50,13 @@ def run_demo(*, calls: int = 20, crash_after: int = 18, model: str | None = None
         return 2
     from ..testing import FakeOpenAIServer
 
+    if model is not None:
+        provider = model.partition("/")[0]
+        key = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}.get(provider)
+        if key and not os.environ.get(key) and not os.environ.get(f"{provider.upper()}_BASE_URL"):
+            print(f"agentspan demo: --model {model} needs {key} (or {provider.upper()}_BASE_URL)", file=sys.stderr)
+            return 2
+
     folder = Path(tempfile.mkdtemp(prefix="agentspan-demo-"))
     db, log = folder / "demo.db", folder / "tool-calls.log"
     # Each tool call takes a moment, as a real one would, so the kill lands between calls 18 and 19.
