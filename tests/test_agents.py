@@ -266,3 +266,22 @@ def test_a_deployed_agent_starts_by_name_where_its_code_is_not(runtime: AgentRun
         worker_runtime.close()
         thread.join(timeout=5)
     assert not thread.is_alive(), "closing the runtime stops the worker it serves"
+
+
+def test_a_handle_follows_events_and_cancels(runtime: AgentRuntime) -> None:
+    agent = Agent(name="eventful", model=ScriptedModel(_tool_turns(["e1"], final="ok")), tools=[search_web])
+    handle = runtime.start(agent, "go")
+    types = [event.type for event in handle.events()]
+    assert types[0] == "execution.queued" and types[-1] == "execution.completed"
+    assert types.count("step.completed") == 3  # llm, tool, llm
+    assert handle.wait(timeout=5).output == "ok"
+
+    parked = runtime.start("nobody-serves-this", "wait")
+    parked.cancel()
+    result = parked.wait(timeout=5)
+    assert result.status is ExecutionStatus.CANCELLED and result.finish_reason == "cancelled"
+
+
+def test_a_prompt_must_be_text(runtime: AgentRuntime) -> None:
+    with pytest.raises(ConfigurationError, match="prompt must be a string"):
+        runtime.start(Agent(name="typed", model=ScriptedModel(["x"])), {"not": "text"})  # type: ignore[arg-type]

@@ -124,7 +124,7 @@ class JournalWriter:
                     idle_checks = 0
                 if self._closed.is_set():
                     return
-            time.sleep(self._linger)
+            self._closed.wait(self._linger)  # a sleep that close() cuts short
             with self._lock:
                 if self._closed.is_set():
                     return
