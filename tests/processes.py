@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -62,6 +63,15 @@ def start_worker(
          "--lease-seconds", str(lease), "--poll-seconds", "1", "--max-executions", "1"],
         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """Poll ``predicate`` every 5 ms until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
 
 
 def side_effects(log: Path) -> tuple[Counter[str], dict[str, set[str]]]:

@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import TESTS, free_port, start_server, stop
+from processes import TESTS, free_port, start_server, stop, wait_until
 
 from agentspan.client import HttpClient
 from agentspan.runtime import ExecutionStatus, StepStatus
@@ -36,13 +35,6 @@ def _worker(url: str, fake: FakeOpenAIServer, log: Path, delay: float = 0.1) -> 
          "--lease-seconds", "2", "--poll-seconds", "1", "--max-executions", "1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-
-
-def _wait(predicate: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def _tools_done(client: HttpClient, execution_id: str) -> set[str]:
@@ -71,13 +63,13 @@ def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path
     with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
         execution = client.create_execution("researcher", {"prompt": "compare"})
         first = _worker(server, fake, log)
-        _wait(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
+        wait_until(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
         first.send_signal(signal.SIGKILL)
         first.wait()
         done_at_kill = _tools_done(client, execution.id)
         requests_at_kill = fake.request_count
         second = _worker(server, fake, log)
-        _wait(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
+        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
         stop(second)
         stop(first)
         interrupted = client.get_execution(execution.id)
@@ -87,7 +79,7 @@ def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path
         # The same run without a crash, for comparison.
         calm = client.create_execution("researcher", {"prompt": "compare"}, idempotency_key="calm")
         third = _worker(server, fake, tmp_path / "calm.log", delay=0.0)
-        _wait(lambda: client.get_execution(calm.id).status.is_terminal, "the uninterrupted run")
+        wait_until(lambda: client.get_execution(calm.id).status.is_terminal, "the uninterrupted run")
         stop(third)
         uninterrupted = client.get_execution(calm.id)
 
@@ -114,13 +106,13 @@ def test_parallel_tool_calls_killed_midway_are_not_repeated(server: str, tmp_pat
     with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
         execution = client.create_execution("reader", {"prompt": "read"})
         first = _worker(server, fake, log)
-        _wait(lambda: len(_tools_done(client, execution.id)) >= 3, "3 finished pages")
+        wait_until(lambda: len(_tools_done(client, execution.id)) >= 3, "3 finished pages")
         first.send_signal(signal.SIGKILL)
         first.wait()
         done_at_kill = _tools_done(client, execution.id)
         assert 3 <= len(done_at_kill) < 10
         second = _worker(server, fake, log)
-        _wait(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
+        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
         stop(second)
         stop(first)
         final = client.get_execution(execution.id)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import free_port, side_effects, start_server, start_worker, stop
+from processes import free_port, side_effects, start_server, start_worker, stop, wait_until
 
 from agentspan.client import Client, HttpClient
 from agentspan.errors import AgentspanError
@@ -26,15 +25,6 @@ def server(tmp_path: Path) -> Iterator[str]:
     proc = start_server(tmp_path / "server.db", port)
     yield f"http://127.0.0.1:{port}/api"
     stop(proc)
-
-
-def _wait(predicate: object, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _completed(client: Client, execution_id: str) -> set[str]:
@@ -59,14 +49,14 @@ def test_worker_killed_after_step_18_resumes_at_step_19(tmp_path: Path, transpor
     try:
         execution = client.create_execution("sequence", {"log_path": str(log), "steps": 20, "delay": 0.05})
         first = start_worker(**where)  # type: ignore[arg-type]
-        _wait(lambda: len(_completed(client, execution.id)) >= 18, what="18 completed steps")
+        wait_until(lambda: len(_completed(client, execution.id)) >= 18, what="18 completed steps")
         first.send_signal(signal.SIGKILL)
         first.wait()
         done_at_kill = len(_completed(client, execution.id))
         assert 18 <= done_at_kill < 20
 
         second = start_worker(**where)  # type: ignore[arg-type]
-        _wait(lambda: client.get_execution(execution.id).status.is_terminal, what="completion")
+        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, what="completion")
         stop(second)
         stop(first)
 
@@ -93,7 +83,7 @@ def test_parallel_steps_killed_midway_resume_without_repeats(server: str, tmp_pa
     client = HttpClient(server)
     execution = client.create_execution(flow, {"log_path": str(log), "seed": 11})
     first = start_worker(server=server)
-    _wait(lambda: len(_completed(client, execution.id)) >= 3, what="3 completed parallel steps")
+    wait_until(lambda: len(_completed(client, execution.id)) >= 3, what="3 completed parallel steps")
     first.send_signal(signal.SIGKILL)
     first.wait()
     journal = client.get_journal(execution.id)
@@ -101,7 +91,7 @@ def test_parallel_steps_killed_midway_resume_without_repeats(server: str, tmp_pa
     assert 3 <= len(done_at_kill) < 10, "the kill should land with some steps finished and some not"
 
     second = start_worker(server=server)
-    _wait(lambda: client.get_execution(execution.id).status.is_terminal, what="completion")
+    wait_until(lambda: client.get_execution(execution.id).status.is_terminal, what="completion")
     stop(second)
     stop(first)
     final = client.get_execution(execution.id)
@@ -121,18 +111,18 @@ def test_a_zombie_worker_cannot_write_after_its_lease_was_taken_over(server: str
     client = HttpClient(server)
     execution = client.create_execution("sequence", {"log_path": str(log), "steps": 12, "delay": 0.3})
     zombie = start_worker(server=server, lease=2.0)
-    _wait(lambda: len(_completed(client, execution.id)) >= 3, what="3 completed steps")
+    wait_until(lambda: len(_completed(client, execution.id)) >= 3, what="3 completed steps")
     zombie.send_signal(signal.SIGSTOP)
     stopped_epoch = client.get_execution(execution.id).epoch
 
     rescuer = start_worker(server=server, lease=2.0)
-    _wait(lambda: client.get_execution(execution.id).epoch > stopped_epoch, what="the takeover")
+    wait_until(lambda: client.get_execution(execution.id).epoch > stopped_epoch, what="the takeover")
     takeover = next(
         e for e in client.get_events(execution.id)
         if e.type == "execution.running" and e.data["epoch"] == stopped_epoch + 1
     )  # fmt: skip
     zombie.send_signal(signal.SIGCONT)
-    _wait(lambda: client.get_execution(execution.id).status.is_terminal, what="completion", timeout=60)
+    wait_until(lambda: client.get_execution(execution.id).status.is_terminal, what="completion", timeout=60)
     zombie_out = zombie.communicate(timeout=30)
     stop(rescuer)
 
@@ -178,7 +168,7 @@ def test_a_killed_server_loses_no_acknowledged_write(tmp_path: Path) -> None:
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
     for t in threads:
         t.start()
-    _wait(lambda: len(acknowledged) >= 300, what="300 acknowledged writes")
+    wait_until(lambda: len(acknowledged) >= 300, what="300 acknowledged writes")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     stop_flag.set()
@@ -202,7 +192,7 @@ def test_sigterm_finishes_the_current_step_and_releases_the_execution(server: st
     client = HttpClient(server)
     execution = client.create_execution("sequence", {"log_path": str(log), "steps": 10, "delay": 0.2})
     worker = start_worker(server=server, lease=30.0)
-    _wait(lambda: len(_completed(client, execution.id)) >= 2, what="2 completed steps")
+    wait_until(lambda: len(_completed(client, execution.id)) >= 2, what="2 completed steps")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
     released = client.get_execution(execution.id)
@@ -212,7 +202,7 @@ def test_sigterm_finishes_the_current_step_and_releases_the_execution(server: st
     assert "execution.released" in [e.type for e in client.get_events(execution.id)]
 
     second = start_worker(server=server)
-    _wait(lambda: client.get_execution(execution.id).status.is_terminal, what="completion")
+    wait_until(lambda: client.get_execution(execution.id).status.is_terminal, what="completion")
     stop(second)
     stop(worker)
     counts, _ = side_effects(log)

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -74,8 +75,6 @@ class ExecutionHandle:
 
     def wait(self, timeout: float | None = None) -> Execution:
         """Block until the execution is completed, failed or cancelled; ``TimeoutError`` after ``timeout``."""
-        import time
-
         deadline = None if timeout is None else time.monotonic() + timeout
         after = 0
         while True:
