@@ -13,15 +13,24 @@ from types import TracebackType
 from typing import Any
 
 from ..client import Client
-from ..errors import ExecutionCancelledError, ExecutionFailedError
+from ..errors import ConfigurationError, ExecutionCancelledError, ExecutionFailedError
 from ..runtime import Event, Execution, ExecutionStatus, Service, SQLiteStore, Step
+from ..runtime.store._sqlite import Synchronous
 from ._codec import Codec, to_json
 from ._definitions import FunctionDefinition
 
-__all__ = ["ExecutionHandle", "Runtime", "default_db_path", "expire_dead_local_workers"]
+__all__ = ["ExecutionHandle", "Runtime", "default_db_path", "default_synchronous", "expire_dead_local_workers"]
 
 log = logging.getLogger("agentspan.runtime")
 _TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
+
+
+def default_synchronous() -> Synchronous:
+    """``$AGENTSPAN_SYNCHRONOUS`` (``full`` or ``normal``), else ``full``: every commit is fsynced."""
+    value = os.environ.get("AGENTSPAN_SYNCHRONOUS", "full").strip().lower()
+    if value not in ("full", "normal"):
+        raise ConfigurationError(f"AGENTSPAN_SYNCHRONOUS must be 'full' or 'normal', not {value!r}")
+    return "full" if value == "full" else "normal"
 
 
 def default_db_path() -> Path:
@@ -125,6 +134,9 @@ class Runtime:
         db: The SQLite file of the embedded runtime.
         token: Bearer token for the server (default ``AGENTSPAN_AUTH_TOKEN``).
         lease_seconds: Lease length for this process's workers.
+        synchronous: The embedded store's commit mode, ``"full"`` (fsync every commit) or
+            ``"normal"`` (survives a process crash, not an OS crash); default
+            :func:`default_synchronous`.
     """
 
     def __init__(
@@ -134,6 +146,7 @@ class Runtime:
         db: str | Path | None = None,
         token: str | None = None,
         lease_seconds: float = 30.0,
+        synchronous: Synchronous | None = None,
     ) -> None:
         url = server_url or os.environ.get("AGENTSPAN_SERVER_URL")
         self.service: Service | None = None
@@ -143,7 +156,9 @@ class Runtime:
 
             self.client = HttpClient(url, token=token)
         else:
-            self.service = Service(SQLiteStore(db or default_db_path()))
+            self.service = Service(
+                SQLiteStore(db or default_db_path(), synchronous=synchronous or default_synchronous())
+            )
             self.client = self.service
             self._reap_dead_local_workers()
         self.lease_seconds = lease_seconds
