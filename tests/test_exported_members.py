@@ -27,6 +27,7 @@ EXPECTED = {
         "Agent", "AgentHandle", "AgentResult", "AgentRuntime", "Message", "ModelRequest", "ModelResponse",
         "ModelSettings", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec", "Usage", "tool",
     ],
+    "agentspan.adapters.langgraph": ["graph_function", "graph_input", "graph_name", "install"],
     "agentspan.agents.models": [
         "AnthropicModel", "Model", "ModelAuthError", "ModelError", "ModelRateLimitError", "ModelRequestError",
         "ModelResponseError", "ModelServerError", "OpenAIModel", "get_model",

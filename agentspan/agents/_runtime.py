@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..durable import ExecutionHandle, Runtime
+from ..durable import ExecutionHandle, FunctionDefinition, Runtime
 from ..errors import ConfigurationError
 from ..runtime import Definition, Execution, ExecutionStatus, StepStatus
+from ..runtime.store._sqlite import Synchronous
 from ._agent import Agent
 from ._loop import agent_function
 from ._result import AgentHandle, AgentResult
@@ -37,6 +39,8 @@ class AgentRuntime:
         serve_http: Serve the embedded runtime's HTTP API (when the port is free).
         http_port: The port for that.
         lease_seconds: Lease length of this process's workers.
+        synchronous: The embedded store's commit mode (``"full"``, the default, or ``"normal"``; also
+            ``AGENTSPAN_SYNCHRONOUS``).
     """
 
     def __init__(
@@ -47,8 +51,9 @@ class AgentRuntime:
         serve_http: bool = True,
         http_port: int = DEFAULT_HTTP_PORT,
         lease_seconds: float = 30.0,
+        synchronous: Synchronous | None = None,
     ) -> None:
-        self._runtime = Runtime(server_url, db=db, lease_seconds=lease_seconds)
+        self._runtime = Runtime(server_url, db=db, lease_seconds=lease_seconds, synchronous=synchronous)
         self.client = self._runtime.client
         self.http_url: str | None = None
         self._http: Any = None
@@ -84,19 +89,44 @@ class AgentRuntime:
 
     # --- running -----------------------------------------------------------------------------
     def run(
-        self, agent: Agent | str, prompt: str, *, idempotency_key: str | None = None, timeout: float | None = None
+        self,
+        agent: Agent | str | Any,
+        prompt: str | Any,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        name: str | None = None,
+        config: dict[str, Any] | None = None,
     ) -> AgentResult:
         """Run ``agent`` on ``prompt`` and return its result (see :meth:`start`)."""
-        return self.start(agent, prompt, idempotency_key=idempotency_key).wait(timeout)
+        return self.start(agent, prompt, idempotency_key=idempotency_key, name=name, config=config).wait(timeout)
 
-    def start(self, agent: Agent | str, prompt: str, *, idempotency_key: str | None = None) -> AgentHandle:
+    def start(
+        self,
+        agent: Agent | str | Any,
+        prompt: str | Any,
+        *,
+        idempotency_key: str | None = None,
+        name: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> AgentHandle:
         """Start a run and return its handle.
 
         ``agent`` is an :class:`Agent` (run by a worker in this process) or the name of a deployed
         agent (run by whatever worker serves it). If an unfinished run of the same agent on the same
         prompt exists (its process died), it is resumed instead of starting over; an explicit
         ``idempotency_key`` makes that exact.
+
+        ``agent`` may also be a compiled LangGraph graph (``pip install 'agentspan[langgraph]'``):
+        ``prompt`` is then the graph's own input (``{"messages": [("user", "...")]}``), ``config``
+        its run config (JSON, e.g. a ``thread_id``), and ``name`` the name it runs under (default:
+        the graph's name unless it is LangGraph's default, else ``"langgraph"``). Every model call
+        and tool call inside the graph is a durable step. The result's ``output`` is the text of the
+        last message of the final state, ``messages`` the state's messages and ``structured`` the
+        whole final state as JSON.
         """
+        if _is_graph(agent):
+            return self._start_graph(agent, prompt, idempotency_key, name, config)
         if not isinstance(prompt, str):
             raise ConfigurationError(f"prompt must be a string, not {type(prompt).__name__}")
         name = agent.name if isinstance(agent, Agent) else agent
@@ -109,6 +139,22 @@ class AgentRuntime:
             self._runtime.ensure_worker(agent_function(agent))
         output_type = agent.output_type if isinstance(agent, Agent) else None
         return AgentHandle(ExecutionHandle(self.client, execution.id), output_type)
+
+    def _start_graph(
+        self, graph: Any, value: Any, idempotency_key: str | None, name: str | None, config: dict[str, Any] | None
+    ) -> AgentHandle:
+        from ..adapters.langgraph._graph import execution_input, graph_function
+        from ..adapters.langgraph._result import GraphHandle
+
+        fn = graph_function(graph, name)
+        function_name = FunctionDefinition.of(fn).name
+        data = execution_input(value, config)
+        execution = None if idempotency_key else self._unfinished(function_name, data)
+        if execution is None:
+            execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
+        self._say_if_resuming(execution)
+        self._runtime.ensure_worker(fn)
+        return GraphHandle(ExecutionHandle(self.client, execution.id))
 
     def _unfinished(self, name: str, data: dict[str, Any]) -> Execution | None:
         for status in _UNFINISHED:
@@ -137,8 +183,25 @@ class AgentRuntime:
         """Register the agent's definition by name, so any process can start it by name."""
         return self.client.put_definition(agent.name, agent.describe(), kind="agent")
 
-    def serve(self, *agents: Agent, handle_signals: bool = True) -> None:
-        """Run a worker for ``agents`` in this thread until stopped (SIGTERM: finish or release the step)."""
+    def serve(self, *agents: Agent | Any, handle_signals: bool = True) -> None:
+        """Run a worker for ``agents`` in this thread until stopped (SIGTERM: finish or release the step).
+
+        Compiled LangGraph graphs are served under their name (see :meth:`start`).
+        """
         if not agents:
             raise ConfigurationError("serve() needs at least one agent")
-        self._runtime.serve(*(agent_function(a) for a in agents), handle_signals=handle_signals)
+        self._runtime.serve(*(durable_function(a) for a in agents), handle_signals=handle_signals)
+
+
+def _is_graph(obj: Any) -> bool:
+    """Whether ``obj`` is a compiled LangGraph graph (by type name: the core never imports LangGraph)."""
+    return any(cls.__name__ in ("CompiledStateGraph", "Pregel") for cls in type(obj).__mro__)
+
+
+def durable_function(agent: Any) -> Callable[..., Any]:
+    """The durable function a worker runs for an :class:`Agent` or a compiled LangGraph graph."""
+    if _is_graph(agent):
+        from ..adapters.langgraph._graph import graph_function
+
+        return graph_function(agent)
+    return agent_function(agent)

@@ -53,13 +53,14 @@ def _load(target: str) -> list[Callable[..., Any]]:
 
 
 def _as_function(item: Any) -> Callable[..., Any]:
-    """Agents become the durable function their worker runs; durable functions stay as they are."""
+    """Agents and compiled graphs become the durable function their worker runs; durable functions stay."""
     from ..agents import Agent
+    from ..agents._runtime import _is_graph
 
-    if isinstance(item, Agent):
-        from ..agents._loop import agent_function
+    if isinstance(item, Agent) or _is_graph(item):  # a compiled LangGraph graph is served under its name
+        from ..agents._runtime import durable_function
 
-        return agent_function(item)
+        return durable_function(item)
     return item  # type: ignore[no-any-return]
 
 
@@ -69,7 +70,9 @@ def cmd_server(args: argparse.Namespace) -> int:
     from ..runtime.server import run_server
 
     db = args.db or default_db_path()
-    service = Service(SQLiteStore(db, synchronous=args.synchronous))
+    from ..durable._runtime import default_synchronous
+
+    service = Service(SQLiteStore(db, synchronous=args.synchronous or default_synchronous()))
     print(f"agentspan server on http://{args.host}:{args.port}/api (database {db})", flush=True)
     run_server(
         service,
@@ -182,8 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--db", help="SQLite file (default: $AGENTSPAN_DB or ~/.agentspan/agentspan.db)")
-    p.add_argument("--synchronous", choices=["full", "normal"], default="full",
-                   help="full: fsync every commit (default); normal: faster, survives process crashes only")  # fmt: skip
+    p.add_argument("--synchronous", choices=["full", "normal"], default=None,
+                   help="full: fsync every commit (default, or $AGENTSPAN_SYNCHRONOUS);"
+                        " normal: faster, survives process crashes only")  # fmt: skip
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("worker", help="run agents or durable functions from module:attribute targets")

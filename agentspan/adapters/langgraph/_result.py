@@ -1,0 +1,82 @@
+"""A graph run's :class:`~agentspan.agents.AgentResult`, read from its final state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ...agents._result import AgentHandle, AgentResult
+from ...agents._types import Usage
+from ...runtime import Execution, ExecutionStatus
+
+__all__ = ["GraphHandle", "graph_result"]
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part if isinstance(part, str) else str(part.get("text", ""))
+            for part in content
+            if isinstance(part, str) or (isinstance(part, dict) and part.get("type", "text") == "text")
+        )
+    return ""
+
+
+def graph_result(execution: Execution) -> AgentResult:
+    """The result of a graph run.
+
+    ``output`` is the text of the last message of the final state; ``messages`` are the state's
+    messages (``messages_to_dict`` form); ``structured`` is the whole final state (JSON);
+    ``tool_calls`` pairs each tool message with the call that asked for it; ``token_usage`` adds up
+    the usage metadata of the state's AI messages.
+    """
+    state = execution.output
+    if execution.status is not ExecutionStatus.COMPLETED or not isinstance(state, dict):
+        return AgentResult.from_execution(execution)
+    found = state.get("messages")
+    messages = [m for m in found if isinstance(m, dict)] if isinstance(found, list) else []
+    output = _text((messages[-1].get("data") or {}).get("content")) if messages else ""
+    calls: dict[str, dict[str, Any]] = {}
+    tool_calls: list[dict[str, Any]] = []
+    usage = Usage()
+    for message in messages:
+        data = message.get("data") or {}
+        if message.get("type") == "ai":
+            for call in data.get("tool_calls") or []:
+                calls[str(call.get("id"))] = call
+            meta = data.get("usage_metadata") or {}
+            usage = usage + Usage(
+                prompt_tokens=int(meta.get("input_tokens", 0)),
+                completion_tokens=int(meta.get("output_tokens", 0)),
+                total_tokens=int(meta.get("total_tokens", 0)),
+            )
+        elif message.get("type") == "tool":
+            call = calls.get(str(data.get("tool_call_id")), {})
+            tool_calls.append(
+                {
+                    "id": data.get("tool_call_id"),
+                    "name": data.get("name") or call.get("name"),
+                    "arguments": json.dumps(call.get("args", {}), ensure_ascii=False),
+                    "result": _text(data.get("content")),
+                }
+            )
+    return AgentResult(
+        execution_id=execution.id,
+        status=execution.status,
+        output=output,
+        structured=state,
+        messages=messages,
+        tool_calls=tool_calls,
+        token_usage=usage,
+        finish_reason="stop",
+    )
+
+
+class GraphHandle(AgentHandle):
+    """A started graph run; :meth:`wait` builds the result from the final state."""
+
+    def wait(self, timeout: float | None = None) -> AgentResult:
+        """Block until the run finishes and return its result (see :func:`graph_result`)."""
+        return graph_result(self._handle.wait(timeout))
