@@ -14,9 +14,10 @@ from agentspan.testing import FakeOpenAIServer
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def _run(example: str, fake: FakeOpenAIServer, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _run(example: str, fake: FakeOpenAIServer, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OPENAI_BASE_URL": fake.base_url, "AGENTSPAN_DB": str(tmp_path / "examples.db")}
     env.pop("OPENAI_API_KEY", None)
+    env.update(extra)
     env.pop("AGENTSPAN_SERVER_URL", None)
     return subprocess.run(
         [sys.executable, str(EXAMPLES / example)], env=env, capture_output=True, text=True, timeout=60, check=False
@@ -55,3 +56,13 @@ def test_the_examples_run_against_the_fake_server(
         done = _run(example, fake, tmp_path)
     assert done.returncode == 0, done.stderr
     assert expected in done.stdout
+
+
+def test_the_langgraph_example_runs_against_the_fake_server(tmp_path: Path) -> None:
+    script = FakeOpenAIServer.research_script(2, "search_web", lambda i: {"query": f"tool {i}"}, answer="graph answer")
+    with FakeOpenAIServer(script) as fake:
+        # ChatOpenAI insists on a key; the fake server ignores it.
+        done = _run("langgraph_research.py", fake, tmp_path, OPENAI_API_KEY="test-key")
+        assert fake.request_count == 3
+    assert done.returncode == 0, done.stderr
+    assert "graph answer" in done.stdout

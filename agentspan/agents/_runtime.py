@@ -125,7 +125,7 @@ class AgentRuntime:
         last message of the final state, ``messages`` the state's messages and ``structured`` the
         whole final state as JSON.
         """
-        if _is_graph(agent):
+        if is_graph(agent):
             return self._start_graph(agent, prompt, idempotency_key, name, config)
         if not isinstance(prompt, str):
             raise ConfigurationError(f"prompt must be a string, not {type(prompt).__name__}")
@@ -193,14 +193,14 @@ class AgentRuntime:
         self._runtime.serve(*(durable_function(a) for a in agents), handle_signals=handle_signals)
 
 
-def _is_graph(obj: Any) -> bool:
+def is_graph(obj: Any) -> bool:
     """Whether ``obj`` is a compiled LangGraph graph (by type name: the core never imports LangGraph)."""
     return any(cls.__name__ in ("CompiledStateGraph", "Pregel") for cls in type(obj).__mro__)
 
 
 def durable_function(agent: Any) -> Callable[..., Any]:
     """The durable function a worker runs for an :class:`Agent` or a compiled LangGraph graph."""
-    if _is_graph(agent):
+    if is_graph(agent):
         from ..adapters.langgraph._graph import graph_function
 
         return graph_function(agent)

@@ -55,9 +55,9 @@ def _load(target: str) -> list[Callable[..., Any]]:
 def _as_function(item: Any) -> Callable[..., Any]:
     """Agents and compiled graphs become the durable function their worker runs; durable functions stay."""
     from ..agents import Agent
-    from ..agents._runtime import _is_graph
+    from ..agents._runtime import is_graph
 
-    if isinstance(item, Agent) or _is_graph(item):  # a compiled LangGraph graph is served under its name
+    if isinstance(item, Agent) or is_graph(item):  # a compiled LangGraph graph is served under its name
         from ..agents._runtime import durable_function
 
         return durable_function(item)
@@ -119,6 +119,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..agents import Agent, AgentRuntime
+    from ..agents._runtime import is_graph
 
     url = args.server or os.environ.get("AGENTSPAN_SERVER_URL")
     with AgentRuntime(url, db=args.db, serve_http=False) as runtime:
@@ -126,9 +127,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             module_name, _, attr = args.target.partition(":")
             sys.path.insert(0, os.getcwd())
             agent = getattr(importlib.import_module(module_name), attr)
-            if not isinstance(agent, Agent):
-                raise SystemExit(f"agentspan: {args.target} is not an Agent")
-            result = runtime.run(agent, args.prompt, idempotency_key=args.idempotency_key, timeout=args.timeout)
+            prompt: Any = args.prompt
+            if is_graph(agent):  # a compiled LangGraph graph: the prompt is the user message
+                prompt = {"messages": [("user", args.prompt)]}
+            elif not isinstance(agent, Agent):
+                raise SystemExit(f"agentspan: {args.target} is neither an Agent nor a compiled LangGraph graph")
+            result = runtime.run(agent, prompt, idempotency_key=args.idempotency_key, timeout=args.timeout)
         else:  # a deployed agent, run by whichever worker serves it
             result = runtime.run(args.target, args.prompt, idempotency_key=args.idempotency_key, timeout=args.timeout)
     result.print_result()

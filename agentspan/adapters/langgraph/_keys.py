@@ -54,7 +54,24 @@ class RunState:
     """Checkpoint namespace (with task ids) → the task's stable name ``node@step@path``."""
     prompts: dict[str, tuple[int, str]] = field(default_factory=dict)
     """Per namespace: length and fingerprint of the last conversation sent to a model (for deltas)."""
+    messages: dict[int, tuple[Any, dict[str, Any], str]] = field(default_factory=dict)
+    """``id(message)`` → (the message, its JSON, its fingerprint). State messages are the same objects
+    from one superstep to the next, so each is converted and hashed once, not at every model call."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def encode(self, messages: Sequence[BaseMessage]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The messages as JSON and their fingerprints (ids ignored), from the cache when seen before."""
+        dicts: list[dict[str, Any]] = []
+        prints: list[str] = []
+        for message in messages:
+            cached = self.messages.get(id(message))
+            if cached is None or cached[0] is not message:
+                data = messages_to_dict([message])[0]
+                cached = (message, data, fingerprint(data, _VOLATILE))
+                self.messages[id(message)] = cached
+            dicts.append(cached[1])
+            prints.append(cached[2])
+        return dicts, prints
 
 
 _run: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("agentspan_langgraph_run", default=None)
@@ -174,8 +191,8 @@ def model_request(
     except Exception:  # a model that cannot describe itself: its class identifies it
         params = {}
     name = str(params.get("ls_model_name") or type(model).__name__)
-    conversation = messages_to_dict(list(messages))
-    whole = fingerprint(conversation, _VOLATILE)
+    conversation, prints = state.encode(messages)
+    whole = fingerprint(prints)
     identity = {
         "scope": scope.identity,
         "model": type(model).__name__,
@@ -193,7 +210,7 @@ def model_request(
     if (
         previous is not None
         and 0 < previous[0] <= len(conversation)
-        and fingerprint(conversation[: previous[0]], _VOLATILE) == previous[1]
+        and fingerprint(prints[: previous[0]]) == previous[1]
     ):
         after = previous[0]
     recorded: dict[str, Any] = {"node": scope.node, "messages": conversation[after:]}
