@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import TypeAdapter
-
-from ...errors import ConflictError, InvalidInputError, LeaseLostError, NotFoundError, NotJSONError
+from ...errors import ConflictError, InvalidInputError, LeaseLostError, NotFoundError
 from .._models import (
     Claim,
     Definition,
@@ -33,104 +30,12 @@ from .._models import (
     WaitInfo,
     WriteResult,
 )
+from . import _rows as conv
 from ._base import Store
+from ._rows import Synchronous
 from ._schema import migrate
 
-__all__ = ["SQLiteStore"]
-
-Synchronous = Literal["full", "normal"]
-
-_EXEC_COLUMNS = (
-    "id, name, status, input, output, error, idempotency_key, created_at, updated_at, epoch,"
-    " worker_id, lease_expires_at, wait, cancel_requested"
-)
-_STEP_COLUMNS = (
-    "execution_id, key, seq, parent, kind, name, status, fingerprint, input, output, error, attempt,"
-    " idempotency_key, concurrent, usage, signal, wake_at, generation, epoch, started_at, completed_at"
-)
-_STEP_INSERT = (
-    "execution_id, key, parent, kind, name, status, fingerprint, input, output, error, attempt,"
-    " idempotency_key, concurrent, usage, signal, wake_at, epoch, started_at, completed_at"
-)
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _ts(dt: datetime | None) -> float | None:
-    return None if dt is None else dt.timestamp()
-
-
-def _dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise NotJSONError(f"a payload is not JSON: {exc}; nothing was written") from exc
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _error(text: str | None) -> ErrorInfo | None:
-    return None if text is None else ErrorInfo.model_validate_json(text)
-
-
-def _execution(row: sqlite3.Row) -> Execution:
-    wait = row["wait"]
-    return Execution(
-        id=row["id"],
-        name=row["name"],
-        status=ExecutionStatus(row["status"]),
-        input=_loads(row["input"]),
-        output=_loads(row["output"]),
-        error=_error(row["error"]),
-        idempotency_key=row["idempotency_key"],
-        created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
-        updated_at=_dt(row["updated_at"]),  # type: ignore[arg-type]
-        epoch=row["epoch"],
-        worker_id=row["worker_id"],
-        lease_expires_at=_dt(row["lease_expires_at"]),
-        wait=None if wait is None else WaitInfo.model_validate_json(wait),
-        cancel_requested=bool(row["cancel_requested"]),
-    )
-
-
-_STEP_LIST: TypeAdapter[list[Step]] = TypeAdapter(list[Step])
-
-
-def _step_fields(row: sqlite3.Row) -> dict[str, Any]:
-    signal, wake_at = row["signal"], row["wake_at"]
-    error = row["error"]
-    return {
-        "execution_id": row["execution_id"],
-        "key": row["key"],
-        "seq": row["seq"],
-        "parent": row["parent"],
-        "kind": row["kind"],
-        "name": row["name"],
-        "status": row["status"],
-        "fingerprint": row["fingerprint"],
-        "input": _loads(row["input"]),
-        "output": _loads(row["output"]),
-        "error": None if error is None else json.loads(error),
-        "attempt": row["attempt"],
-        "idempotency_key": row["idempotency_key"],
-        "concurrent": bool(row["concurrent"]),
-        "usage": _loads(row["usage"]),
-        "wait": None if signal is None and wake_at is None else {"signal": signal, "wake_at": wake_at},
-        "superseded": row["generation"] != 0,
-        "epoch": row["epoch"],
-        # Seconds since the epoch: pydantic turns them into UTC datetimes.
-        "started_at": row["started_at"],
-        "completed_at": row["completed_at"],
-    }
-
-
-def _steps(rows: list[sqlite3.Row]) -> list[Step]:
-    """Rows to steps in one validation call (a journal can hold thousands)."""
-    return _STEP_LIST.validate_python([_step_fields(r) for r in rows])
+__all__ = ["SQLiteStore", "Synchronous"]
 
 
 class SQLiteStore(Store):
@@ -185,13 +90,13 @@ class SQLiteStore(Store):
     def _event(conn: sqlite3.Connection, execution_id: str, type_: str, data: dict[str, Any], now: float) -> None:
         conn.execute(
             "INSERT INTO events (execution_id, type, data, created_at) VALUES (?, ?, ?, ?)",
-            (execution_id, type_, _dumps(data), now),
+            (execution_id, type_, conv.dumps(data), now),
         )
 
     @staticmethod
     def _row(conn: sqlite3.Connection, execution_id: str) -> sqlite3.Row:
         row: sqlite3.Row | None = conn.execute(
-            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
+            f"SELECT {conv.EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
         if row is None:
             raise NotFoundError(f"no execution with id {execution_id!r}", execution_id=execution_id)
@@ -204,7 +109,7 @@ class SQLiteStore(Store):
         with self._tx() as conn:
             if idempotency_key is not None:
                 row = conn.execute(
-                    f"SELECT {_EXEC_COLUMNS} FROM executions WHERE idempotency_key = ?", (idempotency_key,)
+                    f"SELECT {conv.EXEC_COLUMNS} FROM executions WHERE idempotency_key = ?", (idempotency_key,)
                 ).fetchone()
                 if row is not None:
                     if row["name"] != name or row["input"] != input_json:
@@ -213,7 +118,7 @@ class SQLiteStore(Store):
                             f"{row['id']} with a different name or input; use a new key",
                             execution_id=row["id"],
                         )
-                    return _execution(row), False
+                    return conv.execution(row), False
             conn.execute(
                 "INSERT INTO executions (id, name, status, input, idempotency_key, created_at, updated_at)"
                 " VALUES (?, ?, 'queued', ?, ?, ?, ?)",
@@ -224,12 +129,14 @@ class SQLiteStore(Store):
                 (execution_id, name, now),
             )
             self._event(conn, execution_id, "execution.queued", {"name": name}, now)
-            return _execution(self._row(conn, execution_id)), True
+            return conv.execution(self._row(conn, execution_id)), True
 
     def get_execution(self, execution_id: str) -> Execution | None:
         with self._lock:
-            row = self._conn.execute(f"SELECT {_EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)).fetchone()
-        return None if row is None else _execution(row)
+            row = self._conn.execute(
+                f"SELECT {conv.EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+        return None if row is None else conv.execution(row)
 
     def list_executions(
         self,
@@ -256,21 +163,21 @@ class SQLiteStore(Store):
             where.append("created_at < ?")
             params.append(created_before.timestamp())
         if cursor is not None:
-            created, last_id = _decode_cursor(cursor)
+            created, last_id = conv.decode_cursor(cursor)
             where.append("(created_at < ? OR (created_at = ? AND id < ?))")
             params += [created, created, last_id]
-        sql = f"SELECT {_EXEC_COLUMNS} FROM executions"
+        sql = f"SELECT {conv.EXEC_COLUMNS} FROM executions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        items = [_execution(r) for r in rows[:limit]]
+        items = [conv.execution(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            next_cursor = _encode_cursor(last["created_at"], last["id"])
+            next_cursor = conv.encode_cursor(last["created_at"], last["id"])
         return ExecutionPage(items=items, next_cursor=next_cursor)
 
     def cancel_execution(self, execution_id: str, now: float) -> Execution:
@@ -278,7 +185,7 @@ class SQLiteStore(Store):
             row = self._row(conn, execution_id)
             status = ExecutionStatus(row["status"])
             if status is ExecutionStatus.CANCELLED:
-                return _execution(row)
+                return conv.execution(row)
             if status.is_terminal:
                 raise ConflictError(
                     f"execution {execution_id} already {status.value}; only unfinished executions can be cancelled",
@@ -291,7 +198,7 @@ class SQLiteStore(Store):
             )
             conn.execute("DELETE FROM work_queue WHERE execution_id = ?", (execution_id,))
             self._event(conn, execution_id, "execution.cancelled", {"previous": status.value}, now)
-            return _execution(self._row(conn, execution_id))
+            return conv.execution(self._row(conn, execution_id))
 
     def delete_execution(self, execution_id: str) -> None:
         with self._tx() as conn:
@@ -318,10 +225,10 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _journal(conn: sqlite3.Connection, execution_id: str, include_superseded: bool) -> list[Step]:
-        sql = f"SELECT {_STEP_COLUMNS} FROM steps WHERE execution_id = ?"
+        sql = f"SELECT {conv.STEP_COLUMNS} FROM steps WHERE execution_id = ?"
         if not include_superseded:
             sql += " AND generation = 0"
-        return _steps(conn.execute(sql + " ORDER BY seq", (execution_id,)).fetchall())
+        return conv.steps(conn.execute(sql + " ORDER BY seq", (execution_id,)).fetchall())
 
     def write_records(
         self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record], now: float
@@ -359,12 +266,12 @@ class SQLiteStore(Store):
 
     def _write_step(self, conn: sqlite3.Connection, execution_id: str, epoch: int, r: StepRecord, now: float) -> None:
         final = r.status in (StepStatus.COMPLETED, StepStatus.FAILED)
-        output = _dumps(r.output) if r.status is StepStatus.COMPLETED else None
+        output = conv.dumps(r.output) if r.status is StepStatus.COMPLETED else None
         error = r.error.model_dump_json() if r.error is not None else None
         wait = r.wait
         # One statement inserts a new step or moves an unfinished one on; a finished step never changes.
         changed = conn.execute(
-            f"INSERT INTO steps ({_STEP_INSERT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO steps ({conv.STEP_INSERT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (execution_id, key, generation) DO UPDATE SET"
             " status = excluded.status, output = excluded.output, error = excluded.error,"
             " attempt = max(steps.attempt, excluded.attempt), concurrent = excluded.concurrent,"
@@ -373,9 +280,9 @@ class SQLiteStore(Store):
             " WHERE steps.status IN ('started', 'suspended')",
             (
                 execution_id, r.key, r.parent, r.kind, r.name, r.status.value, r.fingerprint,
-                _dumps(r.input), output, error, r.attempt, r.idempotency_key, int(r.concurrent),
-                None if r.usage is None else _dumps(r.usage), None if wait is None else wait.signal,
-                None if wait is None else _ts(wait.wake_at), epoch, now, now if final else None,
+                conv.dumps(r.input), output, error, r.attempt, r.idempotency_key, int(r.concurrent),
+                None if r.usage is None else conv.dumps(r.usage), None if wait is None else wait.signal,
+                None if wait is None else conv.ts(wait.wake_at), epoch, now, now if final else None,
             ),
         ).rowcount  # fmt: skip
         if not changed:
@@ -416,7 +323,7 @@ class SQLiteStore(Store):
             conn.execute(
                 "UPDATE executions SET status = 'completed', output = ?, updated_at = ?, worker_id = NULL,"
                 " lease_expires_at = NULL WHERE id = ?",
-                (_dumps(r.output), now, execution_id),
+                (conv.dumps(r.output), now, execution_id),
             )
             conn.execute("DELETE FROM work_queue WHERE execution_id = ?", (execution_id,))
             self._event(conn, execution_id, "execution.completed", {}, now)
@@ -479,7 +386,7 @@ class SQLiteStore(Store):
         else:
             available_at = timers
             if wait is None:  # say what it waits for: the first pending signal, the earliest timer
-                wait = WaitInfo(signal=pending_signal, wake_at=_dt(timers))
+                wait = WaitInfo(signal=pending_signal, wake_at=conv.dt(timers))
         conn.execute(
             "UPDATE executions SET status = ?, updated_at = ?, worker_id = NULL, lease_expires_at = NULL,"
             " wait = ? WHERE id = ?",
@@ -552,21 +459,21 @@ class SQLiteStore(Store):
                 (worker_id, expires, execution_id),
             )
             self._event(conn, execution_id, "execution.running", {"worker_id": worker_id, "epoch": epoch}, now)
-            execution = _execution(self._row(conn, execution_id))
+            execution = conv.execution(self._row(conn, execution_id))
             journal = self._journal(conn, execution_id, False)
         return Claim(
             execution=execution,
             epoch=epoch,
-            lease_expires_at=_dt(expires),  # type: ignore[arg-type]
+            lease_expires_at=conv.dt(expires),  # type: ignore[arg-type]
             journal=journal,
-            server_time=_dt(now),  # type: ignore[arg-type]
+            server_time=conv.dt(now),  # type: ignore[arg-type]
         )
 
     def heartbeat(self, execution_id: str, worker_id: str, epoch: int, lease_seconds: float, now: float) -> Heartbeat:
         with self._tx() as conn:
             row = self._row(conn, execution_id)
             if row["status"] == ExecutionStatus.CANCELLED.value and row["epoch"] == epoch:
-                return Heartbeat(lease_expires_at=_dt(now), cancel_requested=True)  # type: ignore[arg-type]
+                return Heartbeat(lease_expires_at=conv.dt(now), cancel_requested=True)  # type: ignore[arg-type]
             if (
                 row["status"] != ExecutionStatus.RUNNING.value
                 or row["epoch"] != epoch
@@ -580,7 +487,7 @@ class SQLiteStore(Store):
             expires = now + lease_seconds
             conn.execute("UPDATE executions SET lease_expires_at = ? WHERE id = ?", (expires, execution_id))
             conn.execute("UPDATE work_queue SET lease_expires_at = ? WHERE execution_id = ?", (expires, execution_id))
-        return Heartbeat(lease_expires_at=_dt(expires), cancel_requested=False)  # type: ignore[arg-type]
+        return Heartbeat(lease_expires_at=conv.dt(expires), cancel_requested=False)  # type: ignore[arg-type]
 
     def expire_leases(self, now: float, worker_ids: Sequence[str] | None = None) -> list[str]:
         with self._tx() as conn:
@@ -632,7 +539,7 @@ class SQLiteStore(Store):
             ).fetchone()
             if existing is not None:
                 if existing["payload"] == payload_json:
-                    return _execution(row)
+                    return conv.execution(row)
                 raise ConflictError(
                     f"signal {name!r} was already delivered to execution {execution_id} with another"
                     " payload; a signal is delivered once",
@@ -667,7 +574,7 @@ class SQLiteStore(Store):
                     (execution_id, row["name"], now),
                 )
                 self._event(conn, execution_id, "execution.queued", {}, now)
-            return _execution(self._row(conn, execution_id))
+            return conv.execution(self._row(conn, execution_id))
 
     # events ---------------------------------------------------------------------------------------------
     def events_after(self, execution_id: str, after_id: int, limit: int) -> list[Event]:
@@ -683,7 +590,7 @@ class SQLiteStore(Store):
                 execution_id=r["execution_id"],
                 type=r["type"],
                 data=json.loads(r["data"]),
-                created_at=_dt(r["created_at"]),  # type: ignore[arg-type]
+                created_at=conv.dt(r["created_at"]),  # type: ignore[arg-type]
             )
             for r in rows
         ]
@@ -706,14 +613,14 @@ class SQLiteStore(Store):
             row = self._conn.execute(
                 "SELECT name, kind, spec, created_at, updated_at FROM definitions WHERE name = ?", (name,)
             ).fetchone()
-        return None if row is None else _definition(row)
+        return None if row is None else conv.definition(row)
 
     def list_definitions(self) -> list[Definition]:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT name, kind, spec, created_at, updated_at FROM definitions ORDER BY name"
             ).fetchall()
-        return [_definition(r) for r in rows]
+        return [conv.definition(r) for r in rows]
 
     def delete_definition(self, name: str) -> None:
         with self._tx() as conn:
@@ -735,27 +642,3 @@ def _coalesce(records: Sequence[Record]) -> list[Record]:
         out.append(record)
     out.extend(run.values())
     return out
-
-
-def _definition(row: sqlite3.Row) -> Definition:
-    return Definition(
-        name=row["name"],
-        kind=row["kind"],
-        spec=json.loads(row["spec"]),
-        created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
-        updated_at=_dt(row["updated_at"]),  # type: ignore[arg-type]
-    )
-
-
-def _encode_cursor(created_at: float, execution_id: str) -> str:
-    return base64.urlsafe_b64encode(_dumps([created_at, execution_id]).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        created, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(created), str(last_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInputError(
-            f"cursor {cursor!r} is not one this server issued; pass next_cursor from the previous page"
-        ) from exc
