@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain.agents import create_agent
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
@@ -43,13 +44,17 @@ def search(query: str) -> str:
     return f"results for {query}"
 
 
-def _graph() -> Any:
-    model = ChatOpenAI(
+def _model() -> ChatOpenAI:
+    return ChatOpenAI(
         model="gpt-4o-mini",
         base_url=os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
         api_key="test",  # type: ignore[arg-type]
         max_retries=0,
-    ).bind_tools([search])
+    )
+
+
+def _graph() -> Any:
+    model = _model().bind_tools([search])
 
     def agent(state: MessagesState) -> dict[str, Any]:
         return {"messages": [model.invoke(state["messages"])]}
@@ -64,14 +69,16 @@ def _graph() -> Any:
 
 
 graph = _graph()
+# The same agent built with LangChain's prebuilt create_agent (its own model and tools nodes).
+agent_graph = create_agent(_model(), tools=[search], name="lg-create-agent")
 PROMPT = {"messages": [("user", "compare")]}
 
 
-def _worker(url: str, fake: FakeOpenAIServer, log: Path) -> subprocess.Popen[bytes]:
+def _worker(url: str, fake: FakeOpenAIServer, log: Path, target: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(TESTS), "OPENAI_BASE_URL": fake.base_url, "AGENT_LOG": str(log)}
     env.pop("LANGSMITH_TRACING", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "agentspan", "worker", "test_langgraph_crash:graph", "--server", url,
+        [sys.executable, "-m", "agentspan", "worker", f"test_langgraph_crash:{target}", "--server", url,
          "--lease-seconds", "2", "--poll-seconds", "1", "--max-executions", "1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -104,18 +111,19 @@ def server(tmp_path: Path) -> Any:
     stop(proc)
 
 
-def test_killed_after_tool_call_18_the_graph_resumes_at_19(server: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("target", "name"), [("graph", "lg-researcher"), ("agent_graph", "lg-create-agent")])
+def test_killed_after_tool_call_18_the_graph_resumes_at_19(server: str, tmp_path: Path, target: str, name: str) -> None:
     script = FakeOpenAIServer.research_script(20, "search", lambda i: {"query": f"q{i + 1}"}, answer="compared")
     log = tmp_path / "tools.log"
     with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
-        execution = client.create_execution("lg-researcher", execution_input(PROMPT))
-        first = _worker(server, fake, log)
+        execution = client.create_execution(name, execution_input(PROMPT))
+        first = _worker(server, fake, log, target)
         _wait(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
         first.send_signal(signal.SIGKILL)
         first.wait()
         done_at_kill = _tools_done(client, execution.id)
         requests_at_kill = fake.request_count
-        second = _worker(server, fake, log)
+        second = _worker(server, fake, log, target)
         _wait(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
         stop(second)
         stop(first)
