@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..durable import ExecutionHandle, FunctionDefinition, Runtime
 from ..errors import ConfigurationError
@@ -16,6 +16,9 @@ from ..runtime.store._sqlite import Synchronous
 from ._agent import Agent
 from ._loop import agent_function
 from ._result import AgentHandle, AgentResult
+
+if TYPE_CHECKING:
+    from ..adapters.langgraph._stream import GraphStream
 
 __all__ = ["AgentRuntime"]
 
@@ -156,6 +159,43 @@ class AgentRuntime:
         self._runtime.ensure_worker(fn)
         return GraphHandle(ExecutionHandle(self.client, execution.id))
 
+    def stream(
+        self,
+        graph: Any,
+        input: Any,
+        *,
+        stream_mode: str | Sequence[str] = "values",
+        config: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> GraphStream:
+        """Run a compiled LangGraph graph durably and yield its stream items live.
+
+        The items are what ``graph.stream(input, config, stream_mode=stream_mode)`` yields: the item
+        itself for one mode (``"values"``, ``"updates"``, ``"messages"``...), ``(mode, item)`` pairs
+        for a list of modes. The run is a durable execution like :meth:`start`'s (each model and tool
+        call a step), executed by a worker thread of this process that forwards the items as LangGraph
+        produces them. Iteration ends when the run finishes, or when it waits at an ``interrupt()``
+        (answer it with ``.handle.resume(answer)``); a failed run raises after its last item. Each
+        call starts a new execution (``.execution_id``); items are forwarded only while this
+        process's worker runs it (a run resumed elsewhere after a crash streams nothing here).
+        """
+        from ..adapters.langgraph._graph import execution_input, graph_function
+        from ..adapters.langgraph._result import GraphHandle
+        from ..adapters.langgraph._stream import GraphStream, open_sink
+
+        if not is_graph(graph):
+            raise ConfigurationError(f"stream() runs compiled LangGraph graphs, not {type(graph).__name__}")
+        fn = graph_function(graph, name)
+        sink = open_sink(stream_mode)
+        try:
+            data = execution_input(input, config, sink.token)
+            execution = self.client.create_execution(FunctionDefinition.of(fn).name, data)
+            self._runtime.ensure_worker(fn)
+        except BaseException:
+            sink.close()
+            raise
+        return GraphStream(GraphHandle(ExecutionHandle(self.client, execution.id)), sink)
+
     def _unfinished(self, name: str, data: dict[str, Any]) -> Execution | None:
         for status in _UNFINISHED:
             for execution in self.client.list_executions(status=status, name=name, limit=100).items:
@@ -174,8 +214,16 @@ class AgentRuntime:
                 file=sys.stderr,
             )
 
-    def handle(self, execution_id: str, agent: Agent | None = None) -> AgentHandle:
-        """A handle on an existing run, from any process (pass the agent to rebuild structured output)."""
+    def handle(self, execution_id: str, agent: Agent | Any | None = None) -> AgentHandle:
+        """A handle on an existing run, from any process (pass the agent to rebuild structured output).
+
+        Pass the compiled LangGraph graph for a graph run: the handle is then a ``GraphHandle``
+        (its result read from the final state, ``pending_interrupt()`` and ``resume()``).
+        """
+        if agent is not None and is_graph(agent):
+            from ..adapters.langgraph._result import GraphHandle
+
+            return GraphHandle(self._runtime.handle(execution_id))
         return AgentHandle(self._runtime.handle(execution_id), None if agent is None else agent.output_type)
 
     # --- deploying and serving ----------------------------------------------------------------------

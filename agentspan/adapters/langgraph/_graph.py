@@ -9,6 +9,17 @@ default the execution id. The thread's checkpoint before the run is recorded as 
 attempt runs from that checkpoint, so a rerun replays the same supersteps (instead of continuing from
 the half-finished attempt's checkpoints, which would skip or repeat work) and leaves the thread's latest
 checkpoint at the end of the completed run.
+
+``interrupt()`` (with a checkpointer) becomes a durable wait: the run records what is asked as step
+``langgraph.interrupt``, suspends the execution until the signal ``interrupt:<n>`` (the n-th interrupt of
+the run) brings the answer, then resumes the graph with ``Command(resume=answer)`` from the thread's
+latest checkpoint. A rerun replays every pass the same way: the graph from the recorded start checkpoint
+to the first interrupt, the recorded answer, the next pass... LangGraph runs an interrupted node again
+from its start when it resumes, so the calls that node made before ``interrupt()`` are made again (new
+steps); calls made by earlier nodes are not.
+
+With a stream token in the input (``AgentRuntime.stream``), each pass runs with ``stream`` instead of
+``invoke`` and forwards LangGraph's items to the caller's sink in this process (see :mod:`._stream`).
 """
 
 from __future__ import annotations
@@ -21,19 +32,24 @@ from contextlib import contextmanager
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command
 
-from ...durable import FunctionDefinition, run_step, run_step_async
+from ...durable import FunctionDefinition, run_step, run_step_async, wait_for_signal
 from ...durable._codec import Codec, to_json
 from ...durable._context import current_context
 from ...durable._definitions import _check_name
+from ...errors import ConfigurationError
 from ._keys import RunState, TaskRecorder, reset_run, use_run
 from ._patch import install
-from ._serde import decode_state, input_to_json, state_to_json
+from ._serde import decode_state, input_to_json, safe_json, state_to_json
+from ._stream import Sink, find_sink, internal_modes
 
-__all__ = ["graph_function", "graph_input", "graph_name"]
+__all__ = ["INTERRUPT_STEP", "graph_function", "graph_input", "graph_name", "interrupt_signal"]
 
 DEFAULT_NAME = "langgraph"
 _LANGGRAPH_DEFAULT_NAME = "LangGraph"
+INTERRUPT = "__interrupt__"
+INTERRUPT_STEP = "langgraph.interrupt"
 _functions: weakref.WeakKeyDictionary[Any, dict[str, Callable[..., Any]]] = weakref.WeakKeyDictionary()
 
 
@@ -100,6 +116,91 @@ def _run_scope(config: dict[str, Any]) -> Iterator[None]:
         reset_run(token)
 
 
+# --- interrupts --------------------------------------------------------------------------------------------
+def interrupt_signal(n: int) -> str:
+    """The signal that answers the ``n``-th ``interrupt()`` of a run (1, 2, ...): ``interrupt:<n>``."""
+    return f"interrupt:{n}"
+
+
+def _interrupts(state: Any, configurable: dict[str, Any] | None) -> list[Any]:
+    """The interrupts a run stopped at (``__interrupt__`` in its result), if any."""
+    found = state.get(INTERRUPT) if isinstance(state, dict) else None
+    if not found:
+        return []
+    if configurable is None:
+        raise ConfigurationError(
+            "the graph called interrupt() but has no checkpointer to resume from: compile it with one"
+            " (for example InMemorySaver, or SqliteSaver to resume in another process)"
+        )
+    return list(found)
+
+
+def _from_latest(configurable: dict[str, Any] | None) -> None:
+    # The answer resumes the checkpoint this attempt's pass stopped at: the thread's latest.
+    if configurable is not None:
+        configurable.pop("checkpoint_id", None)
+
+
+def _wait_for_answer(n: int, interrupts: list[Any]) -> Command[Any]:
+    """Record what the ``n``-th interrupt asks, wait durably for its answer, and build the resume command.
+
+    The question is the output of step ``langgraph.interrupt`` (input ``{"signal": "interrupt:<n>"}``),
+    so the journal shows it while the execution waits for the signal. Interrupt ids change with every
+    fresh run of the graph, so the signal is numbered instead. With several interrupts at once, a list
+    answer of the same length answers each in order.
+    """
+    signal = interrupt_signal(n)
+    run_step("step", INTERRUPT_STEP, {"signal": signal}, lambda: [safe_json(i.value) for i in interrupts])
+    answer = wait_for_signal(signal)
+    if len(interrupts) > 1 and isinstance(answer, list) and len(answer) == len(interrupts):
+        return Command(resume={i.id: value for i, value in zip(interrupts, answer, strict=True)})
+    return Command(resume=answer)
+
+
+# --- one pass of the graph -------------------------------------------------------------------------------
+class _Final:
+    """The final state of a streamed pass, as ``invoke`` would return it."""
+
+    def __init__(self) -> None:
+        self.state: Any = None
+        self.interrupts: list[Any] = []
+
+    def add(self, mode: str, item: Any) -> None:
+        if mode == "values":
+            self.state = item
+        elif mode == "updates" and isinstance(item, dict) and INTERRUPT in item:
+            self.interrupts.extend(item[INTERRUPT])
+
+    def result(self) -> Any:
+        if self.interrupts and isinstance(self.state, dict):
+            return {**self.state, INTERRUPT: self.interrupts}
+        if self.interrupts:
+            return {INTERRUPT: self.interrupts}
+        return self.state
+
+
+def _run(graph: Any, value: Any, cfg: dict[str, Any], sink: Sink | None) -> Any:
+    if sink is None:
+        return graph.invoke(value, cfg)
+    final = _Final()
+    for chunk in graph.stream(value, cfg, stream_mode=internal_modes(sink)):
+        mode, item = chunk[0], chunk[-1]
+        final.add(mode, item)
+        sink.put(mode, item)
+    return final.result()
+
+
+async def _arun(graph: Any, value: Any, cfg: dict[str, Any], sink: Sink | None) -> Any:
+    if sink is None:
+        return await graph.ainvoke(value, cfg)
+    final = _Final()
+    async for chunk in graph.astream(value, cfg, stream_mode=internal_modes(sink)):
+        mode, item = chunk[0], chunk[-1]
+        final.add(mode, item)
+        sink.put(mode, item)
+    return final.result()
+
+
 def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
     """The durable function a worker runs for ``graph`` (the same object each time it is asked).
 
@@ -115,7 +216,9 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
 
     if _is_async(graph):
 
-        async def async_entry(input: Any = None, config: dict[str, Any] | None = None) -> Any:
+        async def async_entry(
+            input: Any = None, config: dict[str, Any] | None = None, stream: str | None = None
+        ) -> Any:
             cfg = copy.deepcopy(config or {})
             configurable = _thread_config(graph, cfg)
             if configurable is not None:
@@ -125,14 +228,25 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
                     return _head(await graph.aget_state({"configurable": dict(configurable)}))
 
                 _start_checkpoint(configurable, await run_step_async("step", "langgraph.checkpoint", request, head))
-            with _run_scope(cfg):
-                state = await graph.ainvoke(decode_state(input), cfg)
+            sink = find_sink(stream)
+            try:
+                with _run_scope(cfg):
+                    state = await _arun(graph, decode_state(input), cfg, sink)
+                    count = 0
+                    while pending := _interrupts(state, configurable):
+                        count += 1
+                        command = _wait_for_answer(count, pending)
+                        _from_latest(configurable)
+                        state = await _arun(graph, command, cfg, sink)
+            finally:
+                if sink is not None:
+                    sink.finish()
             return state_to_json(state)
 
         entry: Callable[..., Any] = async_entry
     else:
 
-        def sync_entry(input: Any = None, config: dict[str, Any] | None = None) -> Any:
+        def sync_entry(input: Any = None, config: dict[str, Any] | None = None, stream: str | None = None) -> Any:
             cfg = copy.deepcopy(config or {})
             configurable = _thread_config(graph, cfg)
             if configurable is not None:
@@ -142,8 +256,19 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
                     lambda: _head(graph.get_state({"configurable": dict(configurable)})),
                 )  # fmt: skip
                 _start_checkpoint(configurable, found)
-            with _run_scope(cfg):
-                state = graph.invoke(decode_state(input), cfg)
+            sink = find_sink(stream)
+            try:
+                with _run_scope(cfg):
+                    state = _run(graph, decode_state(input), cfg, sink)
+                    count = 0
+                    while pending := _interrupts(state, configurable):
+                        count += 1
+                        command = _wait_for_answer(count, pending)
+                        _from_latest(configurable)
+                        state = _run(graph, command, cfg, sink)
+            finally:
+                if sink is not None:
+                    sink.finish()
             return state_to_json(state)
 
         entry = sync_entry
@@ -154,6 +279,10 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
     return entry
 
 
-def execution_input(value: Any, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The execution input for running a graph on ``value`` with ``config`` (JSON)."""
-    return {"input": graph_input(value), "config": to_json(config or {}, "the graph config")}
+def execution_input(value: Any, config: dict[str, Any] | None = None, stream: str | None = None) -> dict[str, Any]:
+    """The execution input for running a graph on ``value`` with ``config`` (JSON); ``stream`` is the
+    token of the sink its stream items go to (see :mod:`._stream`)."""
+    data = {"input": graph_input(value), "config": to_json(config or {}, "the graph config")}
+    if stream is not None:
+        data["stream"] = stream
+    return data

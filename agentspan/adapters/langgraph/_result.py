@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from ...agents._result import AgentHandle, AgentResult
 from ...agents._types import Usage
-from ...runtime import Execution, ExecutionStatus
+from ...errors import ConflictError
+from ...runtime import Execution, ExecutionStatus, StepStatus
+from ._graph import INTERRUPT_STEP
 
-__all__ = ["GraphHandle", "graph_result"]
+__all__ = ["GraphHandle", "PendingInterrupt", "graph_result"]
 
 
 def _text(content: Any) -> str:
@@ -74,9 +77,62 @@ def graph_result(execution: Execution) -> AgentResult:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class PendingInterrupt:
+    """What a graph run waiting at ``interrupt()`` asks."""
+
+    signal: str
+    """The signal that answers it: ``interrupt:<n>`` for the n-th interrupt of the run."""
+    values: list[Any]
+    """The values passed to ``interrupt()`` (several when parallel nodes interrupted together), as JSON."""
+
+    @property
+    def value(self) -> Any:
+        """The (first) value passed to ``interrupt()``."""
+        return self.values[0] if self.values else None
+
+
 class GraphHandle(AgentHandle):
     """A started graph run; :meth:`wait` builds the result from the final state."""
 
     def wait(self, timeout: float | None = None) -> AgentResult:
-        """Block until the run finishes and return its result (see :func:`graph_result`)."""
+        """Block until the run finishes and return its result (see :func:`graph_result`).
+
+        A run waiting at ``interrupt()`` does not finish until it is answered (see :meth:`resume`).
+        """
         return graph_result(self._handle.wait(timeout))
+
+    def pending_interrupt(self) -> PendingInterrupt | None:
+        """What the run waits for, when it is waiting at an ``interrupt()``; else ``None``.
+
+        Read from the journal: the values are the output of the step ``langgraph.interrupt`` whose
+        input is ``{"signal": "interrupt:<n>"}``, and the execution waits for that signal.
+        """
+        execution = self._handle.get()
+        signal = execution.wait.signal if execution.wait is not None else None
+        if execution.status is not ExecutionStatus.WAITING or not signal or not signal.startswith("interrupt:"):
+            return None
+        for step in reversed(self._handle.journal()):
+            if (
+                step.name == INTERRUPT_STEP
+                and step.status is StepStatus.COMPLETED
+                and step.input == {"signal": signal}
+                and isinstance(step.output, list)
+            ):
+                return PendingInterrupt(signal, list(step.output))
+        return PendingInterrupt(signal, [])
+
+    def resume(self, answer: Any = None) -> None:
+        """Answer the pending ``interrupt()``: the graph resumes with ``Command(resume=answer)``.
+
+        This delivers the signal ``interrupt:<n>`` (the n-th interrupt of the run; any client can send
+        it: ``POST /api/executions/{id}/signals/interrupt:<n>`` with the answer as payload). With
+        several interrupts pending at once, a list of as many answers answers each in order.
+
+        Raises:
+            ConflictError: the run is not waiting at an interrupt.
+        """
+        pending = self.pending_interrupt()
+        if pending is None:
+            raise ConflictError(f"execution {self.execution_id} is not waiting at an interrupt()")
+        self._handle.signal(pending.signal, answer)
