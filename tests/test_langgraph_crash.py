@@ -68,7 +68,28 @@ def _graph() -> Any:
     return builder.compile(name="lg-researcher")
 
 
+def _loop_graph() -> Any:
+    """A custom StateGraph whose single agent node loops over model and tool calls itself."""
+    model = _model().bind_tools([search])
+
+    def agent(state: MessagesState) -> dict[str, Any]:
+        messages = list(state["messages"])
+        while True:
+            reply = model.invoke(messages)
+            messages.append(reply)
+            if not reply.tool_calls:
+                break
+            messages += [search.invoke(call) for call in reply.tool_calls]
+        return {"messages": messages[len(state["messages"]) :]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", agent)
+    builder.add_edge(START, "agent")
+    return builder.compile(name="lg-loop")
+
+
 graph = _graph()
+loop_graph = _loop_graph()
 # The same agent built with LangChain's prebuilt create_agent (its own model and tools nodes).
 agent_graph = create_agent(_model(), tools=[search], name="lg-create-agent")
 PROMPT = {"messages": [("user", "compare")]}
@@ -111,7 +132,10 @@ def server(tmp_path: Path) -> Any:
     stop(proc)
 
 
-@pytest.mark.parametrize(("target", "name"), [("graph", "lg-researcher"), ("agent_graph", "lg-create-agent")])
+@pytest.mark.parametrize(
+    ("target", "name"),
+    [("graph", "lg-researcher"), ("agent_graph", "lg-create-agent"), ("loop_graph", "lg-loop")],
+)
 def test_killed_after_tool_call_18_the_graph_resumes_at_19(server: str, tmp_path: Path, target: str, name: str) -> None:
     script = FakeOpenAIServer.research_script(20, "search", lambda i: {"query": f"q{i + 1}"}, answer="compared")
     log = tmp_path / "tools.log"
@@ -132,6 +156,13 @@ def test_killed_after_tool_call_18_the_graph_resumes_at_19(server: str, tmp_path
         before_requests = fake.requests[:requests_at_kill]
         total_requests = fake.request_count
 
+        # The same run without a crash, for comparison.
+        calm = client.create_execution(name, execution_input(PROMPT), idempotency_key=f"calm-{name}")
+        third = _worker(server, fake, tmp_path / "calm.log", target)
+        _wait(lambda: client.get_execution(calm.id).status.is_terminal, "the uninterrupted run")
+        stop(third)
+        uninterrupted = client.get_execution(calm.id)
+
     assert final.status is ExecutionStatus.COMPLETED, final.error
     assert final.output["messages"][-1]["data"]["content"] == "compared"
     assert len(final.output["messages"]) == 1 + 20 * 2 + 1
@@ -148,3 +179,13 @@ def test_killed_after_tool_call_18_the_graph_resumes_at_19(server: str, tmp_path
     )
     assert total_requests <= 21 + 1, "every model turn was requested once (plus at most the one in flight)"
     assert len({pid for _, pid in lines}) == 2, "two worker processes ran the tools"
+
+    def contents(execution: Any) -> list[tuple[str, Any, Any]]:
+        # Message ids are random per run (LangGraph's add_messages); everything else must match.
+        return [
+            (m["type"], m["data"]["content"], [c["name"] for c in m["data"].get("tool_calls", [])])
+            for m in execution.output["messages"]
+        ]
+
+    assert uninterrupted.status is ExecutionStatus.COMPLETED
+    assert contents(final) == contents(uninterrupted)
