@@ -28,6 +28,9 @@ EXPECTED = {
         "ModelSettings", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec", "Usage", "tool",
     ],
     "agentspan.adapters.langgraph": ["graph_function", "graph_input", "graph_name", "install"],
+    "agentspan.adapters.openai_agents": [
+        "DurableModel", "DurableModelProvider", "agent_function", "durable_run_config", "execution_input", "install",
+    ],
     "agentspan.agents.models": [
         "AnthropicModel", "Model", "ModelAuthError", "ModelError", "ModelRateLimitError", "ModelRequestError",
         "ModelResponseError", "ModelServerError", "OpenAIModel", "get_model",

@@ -127,9 +127,17 @@ class AgentRuntime:
         and tool call inside the graph is a durable step. The result's ``output`` is the text of the
         last message of the final state, ``messages`` the state's messages and ``structured`` the
         whole final state as JSON.
+
+        ``agent`` may also be an OpenAI Agents SDK ``Agent`` (``pip install 'agentspan[openai-agents]'``):
+        the SDK's ``Runner`` runs it on ``prompt`` (a string or a list of input items) under ``name``
+        (default: the agent's name), every model call and function-tool call being a durable step. The
+        result's ``output`` is the final output as text, ``structured`` the final output as JSON when
+        it is not a string.
         """
         if is_graph(agent):
             return self._start_graph(agent, prompt, idempotency_key, name, config)
+        if is_openai_agent(agent):
+            return self._start_openai_agent(agent, prompt, idempotency_key, name)
         if not isinstance(prompt, str):
             raise ConfigurationError(f"prompt must be a string, not {type(prompt).__name__}")
         name = agent.name if isinstance(agent, Agent) else agent
@@ -158,6 +166,19 @@ class AgentRuntime:
         self._say_if_resuming(execution)
         self._runtime.ensure_worker(fn)
         return GraphHandle(ExecutionHandle(self.client, execution.id))
+
+    def _start_openai_agent(self, agent: Any, value: Any, idempotency_key: str | None, name: str | None) -> AgentHandle:
+        from ..adapters.openai_agents._agent import agent_function, execution_input
+
+        fn = agent_function(agent, name)
+        function_name = FunctionDefinition.of(fn).name
+        data = execution_input(value)
+        execution = None if idempotency_key else self._unfinished(function_name, data)
+        if execution is None:
+            execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
+        self._say_if_resuming(execution)
+        self._runtime.ensure_worker(fn)
+        return AgentHandle(ExecutionHandle(self.client, execution.id))
 
     def stream(
         self,
@@ -234,7 +255,8 @@ class AgentRuntime:
     def serve(self, *agents: Agent | Any, handle_signals: bool = True) -> None:
         """Run a worker for ``agents`` in this thread until stopped (SIGTERM: finish or release the step).
 
-        Compiled LangGraph graphs are served under their name (see :meth:`start`).
+        Compiled LangGraph graphs and OpenAI Agents SDK agents are served under their name (see
+        :meth:`start`).
         """
         if not agents:
             raise ConfigurationError("serve() needs at least one agent")
@@ -246,10 +268,20 @@ def is_graph(obj: Any) -> bool:
     return any(cls.__name__ in ("CompiledStateGraph", "Pregel") for cls in type(obj).__mro__)
 
 
+def is_openai_agent(obj: Any) -> bool:
+    """Whether ``obj`` is an OpenAI Agents SDK ``Agent`` (by type: the core never imports the SDK)."""
+    return any(cls.__name__ == "Agent" and cls.__module__.startswith("agents.") for cls in type(obj).__mro__)
+
+
 def durable_function(agent: Any) -> Callable[..., Any]:
-    """The durable function a worker runs for an :class:`Agent` or a compiled LangGraph graph."""
+    """The durable function a worker runs for an :class:`Agent`, a compiled LangGraph graph or an
+    OpenAI Agents SDK agent."""
     if is_graph(agent):
         from ..adapters.langgraph._graph import graph_function
 
         return graph_function(agent)
+    if is_openai_agent(agent):
+        from ..adapters.openai_agents._agent import agent_function as openai_agent_function
+
+        return openai_agent_function(agent)
     return agent_function(agent)

@@ -53,11 +53,12 @@ def _load(target: str) -> list[Callable[..., Any]]:
 
 
 def _as_function(item: Any) -> Callable[..., Any]:
-    """Agents and compiled graphs become the durable function their worker runs; durable functions stay."""
+    """Agents, compiled graphs and SDK agents become the durable function their worker runs; durable functions stay."""
     from ..agents import Agent
-    from ..agents._runtime import is_graph
+    from ..agents._runtime import is_graph, is_openai_agent
 
-    if isinstance(item, Agent) or is_graph(item):  # a compiled LangGraph graph is served under its name
+    # Compiled LangGraph graphs and OpenAI Agents SDK agents are served under their name.
+    if isinstance(item, Agent) or is_graph(item) or is_openai_agent(item):
         from ..agents._runtime import durable_function
 
         return durable_function(item)

@@ -1,0 +1,369 @@
+"""The OpenAI Agents SDK adapter: the SDK's Runner runs the agent, every model and tool call is a step.
+
+A "crash" is a BaseException raised by a tool: it unwinds the worker without recording anything, and
+the test then expires the worker's lease and lets a fresh worker resume the execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from agents import Agent, ModelResponse, OpenAIChatCompletionsModel, RunConfig, Runner, Usage, function_tool
+from agents.models.interface import Model
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+from pydantic import BaseModel, TypeAdapter
+
+import agentspan.adapters.openai_agents as oa
+from agentspan.adapters.openai_agents._agent import agent_name
+from agentspan.agents import AgentRuntime
+from agentspan.agents._runtime import is_openai_agent
+from agentspan.runtime import ExecutionStatus, Service, StepStatus
+from agentspan.testing import FakeOpenAIServer
+from agentspan.worker import Worker
+
+
+class Crash(BaseException):
+    """Stands for the process dying."""
+
+
+calls: collections.Counter[str] = collections.Counter()
+crash_at: set[str] = set()
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    calls.clear()
+    crash_at.clear()
+
+
+@function_tool
+def search(query: str) -> str:
+    """Search for information."""
+    calls[query] += 1
+    if query in crash_at:
+        crash_at.discard(query)
+        raise Crash(query)
+    return f"results for {query}"
+
+
+# --- a scripted in-process model ------------------------------------------------------------------------
+def _call(prefix: str, turn: int, k: int, name: str, args: dict[str, Any]) -> ResponseFunctionToolCall:
+    return ResponseFunctionToolCall(
+        id=f"{prefix}_{turn}_{k}", call_id=f"call_{prefix}_{turn}_{k}", name=name,
+        arguments=json.dumps(args), type="function_call", status="completed",
+    )  # fmt: skip
+
+
+def _message(prefix: str, turn: int, text: str) -> ResponseOutputMessage:
+    return ResponseOutputMessage(
+        id=f"{prefix}_{turn}_msg", role="assistant", status="completed", type="message",
+        content=[ResponseOutputText(text=text, type="output_text", annotations=[])],
+    )  # fmt: skip
+
+
+Turn = str | list[tuple[str, dict[str, Any]]]
+
+
+class TurnModel(Model):
+    """Answers by turn: turn n is the n-th entry of the script (a text answer or tool calls), where n is
+    how many of this model's own replies the conversation already holds, so a resumed run gets the
+    reply the crashed one would have got."""
+
+    def __init__(self, prefix: str, script: list[Turn]) -> None:
+        self.prefix = prefix
+        self.script = script
+        self.requests = 0
+
+    def _turn(self, input: Any) -> int:
+        if isinstance(input, str):
+            return 0
+        return len(
+            {str(i.get("id", "")).split("_")[1] for i in input if str(i.get("id", "")).startswith(f"{self.prefix}_")}
+        )
+
+    async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> ModelResponse:
+        self.requests += 1
+        turn = self._turn(input)
+        entry = self.script[turn]
+        output: list[Any] = (
+            [_message(self.prefix, turn, entry)]
+            if isinstance(entry, str)
+            else [_call(self.prefix, turn, k, name, args) for k, (name, args) in enumerate(entry)]
+        )
+        usage = Usage(requests=1, input_tokens=10, output_tokens=5, total_tokens=15)
+        return ModelResponse(output=output, usage=usage, response_id=f"resp_{self.prefix}_{turn}")
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+def research(n: int, prefix: str = "r", answer: str = "compared") -> TurnModel:
+    return TurnModel(prefix, [[("search", {"query": f"q{i + 1}"})] for i in range(n)] + [answer])
+
+
+def researcher(model: Model, name: str = "researcher") -> Agent[Any]:
+    return Agent(name=name, instructions="Research.", model=model, tools=[search])
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+def start(service: Service, agent: Agent[Any], prompt: Any = "compare the offers", *, key: str | None = None) -> str:
+    return service.create_execution(agent_name(agent), oa.execution_input(prompt), idempotency_key=key).id
+
+
+def work(service: Service, agent: Agent[Any], *, crash: bool = False) -> None:
+    """One worker run: to the end, or to a crash after which its lease is expired."""
+    worker = Worker(service, [oa.agent_function(agent)], lease_seconds=30)
+    if crash:
+        with pytest.raises(Crash):
+            worker.run_once()
+        assert service.expire_leases([worker.worker_id])
+    else:
+        assert worker.run_once()
+
+
+def steps(service: Service, eid: str, kind: str) -> list[Any]:
+    return [s for s in service.get_journal(eid) if s.kind == kind]
+
+
+# --- tests -----------------------------------------------------------------------------------------------
+def test_public_exports_are_frozen_and_sorted() -> None:
+    assert oa.__all__ == sorted(oa.__all__)
+    assert oa.__all__ == [
+        "DurableModel",
+        "DurableModelProvider",
+        "agent_function",
+        "durable_run_config",
+        "execution_input",
+        "install",
+    ]
+
+
+def test_sdk_agents_are_detected_by_type_without_importing_the_sdk_in_the_core() -> None:
+    assert is_openai_agent(Agent(name="a"))
+    assert not is_openai_agent(object())
+    assert agent_name(Agent(name="Triage agent")) == "Triage-agent"
+
+
+def test_model_response_round_trips_losslessly_through_json() -> None:
+    from agentspan.adapters.openai_agents._model import _GET
+
+    response = asyncio.run(research(1).get_response(None, "hi", None, [], None, [], None))
+    aliased = response.output[0].model_copy(update={"async_": False})
+    aliased.model_fields_set.add("async_")
+    response.output.append(aliased)
+    data = _GET.encode(response, "response")
+    assert json.loads(json.dumps(data)) == data
+    assert data["output"][1]["async"] is False, "openai's aliased fields are stored by their alias"
+    rebuilt = _GET.decode(data)
+    assert rebuilt == response
+    assert TypeAdapter(ModelResponse).validate_python(data) == response
+    assert [o.model_fields_set for o in rebuilt.output] == [o.model_fields_set for o in response.output]
+    assert oa.DurableModel(research(1)).name == "TurnModel"
+
+
+def test_recorded_tool_outputs_keep_their_pydantic_type() -> None:
+    from agents import ToolOutputText
+
+    from agentspan.adapters.openai_agents._tools import _OUTPUT
+
+    for value in ["text", {"a": [1, 2]}, ToolOutputText(text="hi")]:
+        data = _OUTPUT.encode(value, "output")
+        assert json.loads(json.dumps(data)) == data
+        assert _OUTPUT.decode(data).value == value
+        assert type(_OUTPUT.decode(data).value) is type(value)
+
+
+def test_crashed_run_resumes_without_repeating_model_or_tool_calls(service: Service) -> None:
+    model = research(5)
+    agent = researcher(model)
+    eid = start(service, agent)
+    crash_at.add("q4")
+    work(service, agent, crash=True)
+    assert model.requests == 4
+    assert calls == {"q1": 1, "q2": 1, "q3": 1, "q4": 1}
+    work(service, agent)
+    execution = service.get_execution(eid)
+    assert execution.status is ExecutionStatus.COMPLETED, execution.error
+    assert model.requests == 6, "turns 0-3 were recorded: only turns 4 and 5 were asked for again"
+    assert calls == {"q1": 1, "q2": 1, "q3": 1, "q4": 2, "q5": 1}
+    assert execution.output["output"] == "compared"
+    assert [s.status for s in steps(service, eid, "llm")] == [StepStatus.COMPLETED] * 6
+    assert [s.status for s in steps(service, eid, "tool")] == [StepStatus.COMPLETED] * 5
+
+    calm = research(5)
+    calm_agent = researcher(calm)
+    cid = start(service, calm_agent, key="calm")
+    work(service, calm_agent)
+    assert service.get_execution(cid).output == execution.output
+    assert execution.output["usage"]["total_tokens"] == 6 * 15
+
+
+# --- handoffs and agents as tools --------------------------------------------------------------------------
+def crew() -> tuple[Agent[Any], dict[str, TurnModel]]:
+    """A triage agent that asks a translator agent (as a tool), then hands off to a specialist."""
+    models = {
+        "translator": TurnModel("t", [[("search", {"query": "word"})], "bonjour"]),
+        "specialist": TurnModel("s", [[("search", {"query": "deep"})], [("search", {"query": "deeper"})], "done"]),
+        "triage": TurnModel("g", [[("translate", {"input": "hello"})], [("transfer_to_specialist", {})]]),
+    }
+    translator = Agent(name="translator", instructions="Translate.", model=models["translator"], tools=[search])
+    specialist = Agent(name="specialist", instructions="Go deep.", model=models["specialist"], tools=[search])
+    triage = Agent(
+        name="triage",
+        instructions="Route.",
+        model=models["triage"],
+        tools=[translator.as_tool(tool_name="translate", tool_description="Translate a text.")],
+        handoffs=[specialist],
+    )
+    return triage, models
+
+
+def test_handoffs_and_agents_as_tools_resume_without_repeating_calls(service: Service) -> None:
+    triage, models = crew()
+    eid = start(service, triage)
+    crash_at.add("deeper")
+    work(service, triage, crash=True)
+    assert {name: m.requests for name, m in models.items()} == {"translator": 2, "specialist": 2, "triage": 2}
+    work(service, triage)
+    execution = service.get_execution(eid)
+    assert execution.status is ExecutionStatus.COMPLETED, execution.error
+    assert execution.output["output"] == "done"
+    assert execution.output["last_agent"] == "specialist"
+    assert {name: m.requests for name, m in models.items()} == {"translator": 2, "specialist": 3, "triage": 2}
+    assert calls == {"word": 1, "deep": 1, "deeper": 2}
+    journal = service.get_journal(eid)
+    translate = next(s for s in journal if s.kind == "tool" and s.name == "translate")
+    nested = [s for s in journal if s.parent == translate.key]
+    assert sorted(s.kind for s in nested) == ["llm", "llm", "tool"], "the agent-as-tool's calls are its children"
+
+    calm, _ = crew()
+    cid = start(service, calm, key="calm")
+    work(service, calm)
+    assert service.get_execution(cid).output == execution.output
+
+
+# --- parallel tool calls --------------------------------------------------------------------------------
+def test_parallel_tool_calls_are_keyed_by_call_id(service: Service) -> None:
+    model = TurnModel("p", [[("search", {"query": f"p{i}"}) for i in range(4)], "all done"])
+    agent = researcher(model, "parallel")
+    eid = start(service, agent)
+    crash_at.add("p2")
+    work(service, agent, crash=True)
+    done = {s.input["call_id"] for s in steps(service, eid, "tool") if s.status is StepStatus.COMPLETED}
+    work(service, agent)
+    execution = service.get_execution(eid)
+    assert execution.status is ExecutionStatus.COMPLETED, execution.error
+    assert execution.output["output"] == "all done"
+    assert model.requests == 2
+    for i in range(4):
+        expected = 2 if f"call_p_0_{i}" not in done else 1
+        assert calls[f"p{i}"] == expected
+    assert calls["p2"] == 2
+    tools = steps(service, eid, "tool")
+    assert sorted(s.input["call_id"] for s in tools) == [f"call_p_0_{i}" for i in range(4)]
+    assert [c["result"] for c in execution.output["tool_calls"]] == [f"results for p{i}" for i in range(4)]
+
+
+# --- outside an Agentspan run ---------------------------------------------------------------------------
+def test_outside_an_agentspan_run_the_sdk_behaves_as_before(service: Service) -> None:
+    oa.install()
+    model = research(2)
+    agent = researcher(model)
+    result = asyncio.run(Runner.run(agent, "compare", run_config=oa.durable_run_config(RunConfig())))
+    assert result.final_output == "compared"
+    assert model.requests == 3
+    assert calls == {"q1": 1, "q2": 1}
+    assert service.list_executions().items == []
+    result = asyncio.run(Runner.run(agent, "compare"))
+    assert result.final_output == "compared"
+    assert model.requests == 6
+    assert calls == {"q1": 2, "q2": 2}
+
+
+# --- a real Chat Completions model over HTTP ------------------------------------------------------------
+def http_client(fake: FakeOpenAIServer) -> openai.AsyncOpenAI:
+    # The worker runs each execution in its own event loop: pooled connections would outlive theirs.
+    pool = openai.DefaultAsyncHttpxClient(limits=httpx.Limits(max_keepalive_connections=0))
+    return openai.AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0, http_client=pool)
+
+
+def http_agent(fake: FakeOpenAIServer, name: str = "http-researcher") -> Agent[Any]:
+    client = http_client(fake)
+    return researcher(OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client), name)
+
+
+def test_chat_completions_model_resumes_without_new_requests_for_completed_turns(service: Service) -> None:
+    script = FakeOpenAIServer.research_script(4, "search", lambda i: {"query": f"h{i + 1}"}, answer="compared")
+    with FakeOpenAIServer(script) as fake:
+        agent = http_agent(fake)
+        eid = start(service, agent)
+        crash_at.add("h3")
+        work(service, agent, crash=True)
+        assert fake.request_count == 3, [(r["messages"], r.get("stream")) for r in fake.requests]
+        work(service, agent)
+        execution = service.get_execution(eid)
+        turns = [sum(m.get("role") == "assistant" for m in r["messages"]) for r in fake.requests]
+    assert execution.status is ExecutionStatus.COMPLETED, execution.error
+    assert execution.output["output"] == "compared"
+    assert turns == [0, 1, 2, 3, 4], "each turn was requested once"
+    assert calls == {"h1": 1, "h2": 1, "h3": 2, "h4": 1}
+    usage = execution.output["usage"]
+    assert usage["total_tokens"] > 0
+
+
+def test_agent_runtime_runs_sdk_agents_with_structured_output(tmp_path: Any) -> None:
+    class Verdict(BaseModel):
+        winner: str
+
+    script = ['{"winner": "b"}']
+    with FakeOpenAIServer(script) as fake:
+        model = OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=http_client(fake))
+        agent = Agent(name="judge", instructions="Judge.", model=model, output_type=Verdict)
+        with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+            result = runtime.run(agent, "which offer?", timeout=30)
+    assert result.is_success, result.error
+    assert result.structured == {"winner": "b"}
+    assert json.loads(result.output) == {"winner": "b"}
+    assert result.token_usage.total_tokens > 0
+
+
+# --- streamed model calls -------------------------------------------------------------------------------
+def test_streamed_model_calls_are_recorded_and_replayed(service: Service) -> None:
+    from agentspan import durable
+    from agentspan.adapters.openai_agents._scope import agentspan_run
+
+    script = FakeOpenAIServer.research_script(2, "search", lambda i: {"query": f"s{i + 1}"}, answer="streamed")
+    deltas: list[str] = []
+    with FakeOpenAIServer(script) as fake:
+        agent = http_agent(fake, "streamer")
+
+        @durable.function(name="streamer")
+        async def streamer(prompt: str) -> str:
+            with agentspan_run():
+                result = Runner.run_streamed(agent, prompt, run_config=oa.durable_run_config())
+                async for event in result.stream_events():
+                    if event.type == "raw_response_event" and event.data.type == "response.output_text.delta":
+                        deltas.append(event.data.delta)
+            return str(result.final_output)
+
+        eid = service.create_execution("streamer", {"prompt": "go"}).id
+        crash_at.add("s2")
+        worker = Worker(service, [streamer], lease_seconds=30)
+        with pytest.raises(Crash):
+            worker.run_once()
+        assert service.expire_leases([worker.worker_id])
+        assert Worker(service, [streamer], lease_seconds=30).run_once()
+        execution = service.get_execution(eid)
+        requests = fake.requests
+    assert execution.status is ExecutionStatus.COMPLETED, execution.error
+    assert [sum(m.get("role") == "assistant" for m in r["messages"]) for r in requests] == [0, 1, 2]
+    assert execution.output == "streamed"
+    assert "".join(deltas) == "streamed"
+    assert calls == {"s1": 1, "s2": 2}
+    assert [s.status for s in steps(service, eid, "llm")] == [StepStatus.COMPLETED] * 3

@@ -1,0 +1,146 @@
+"""An OpenAI Agents SDK agent's worker process killed with SIGKILL after tool call 18 of 20, resumed by
+another: no model request and no tool call is repeated for completed calls.
+
+The worker subprocesses serve this module's ``agent`` (``agentspan worker test_openai_agents_crash:researcher``):
+the SDK's ``OpenAIChatCompletionsModel`` against the test's ``FakeOpenAIServer`` (``OPENAI_BASE_URL``),
+every tool call appending ``<query>\\t<pid>`` to the file named by ``AGENT_LOG``.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from agents import Agent, OpenAIChatCompletionsModel, function_tool
+from processes import TESTS, free_port, start_server, stop
+
+from agentspan.adapters.openai_agents import agent_function, execution_input
+from agentspan.client import HttpClient
+from agentspan.runtime import ExecutionStatus, StepStatus
+from agentspan.testing import FakeOpenAIServer
+
+pytestmark = pytest.mark.slow
+
+
+@function_tool
+def search(query: str) -> str:
+    """Search for information."""
+    with open(os.environ["AGENT_LOG"], "a", encoding="utf-8") as log:
+        log.write(f"{query}\t{os.getpid()}\n")
+        log.flush()
+        os.fsync(log.fileno())
+    time.sleep(0.1)
+    return f"results for {query}"
+
+
+def _model() -> OpenAIChatCompletionsModel:
+    client = openai.AsyncOpenAI(
+        base_url=os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"), api_key="test", max_retries=0
+    )
+    return OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client)
+
+
+agent = Agent(name="oa-researcher", instructions="Research, then compare.", model=_model(), tools=[search])
+# 21 turns: past the SDK's default limit of 10.
+researcher = agent_function(agent, max_turns=30)
+PROMPT = "compare"
+
+
+def _worker(url: str, fake: FakeOpenAIServer, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "OPENAI_BASE_URL": fake.base_url, "AGENT_LOG": str(log)}
+    env["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
+    env.pop("OPENAI_API_KEY", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentspan", "worker", "test_openai_agents_crash:researcher", "--server", url,
+         "--lease-seconds", "2", "--poll-seconds", "1", "--max-executions", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _wait(predicate: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _tools_done(client: HttpClient, execution_id: str) -> set[str]:
+    return {
+        s.input["arguments"]
+        for s in client.get_journal(execution_id)
+        if s.kind == "tool" and s.status is StepStatus.COMPLETED
+    }
+
+
+def _turns(requests: list[dict[str, Any]]) -> collections.Counter[int]:
+    return collections.Counter(1 + sum(m.get("role") == "assistant" for m in r["messages"]) for r in requests)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Any:
+    port = free_port()
+    proc = start_server(tmp_path / "server.db", port)
+    yield f"http://127.0.0.1:{port}/api"
+    stop(proc)
+
+
+def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path: Path) -> None:
+    script = FakeOpenAIServer.research_script(20, "search", lambda i: {"query": f"q{i + 1}"}, answer="compared")
+    log = tmp_path / "tools.log"
+    with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
+        execution = client.create_execution("oa-researcher", execution_input(PROMPT))
+        first = _worker(server, fake, log)
+        _wait(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        done_at_kill = _tools_done(client, execution.id)
+        requests_at_kill = fake.request_count
+        second = _worker(server, fake, log)
+        _wait(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
+        stop(second)
+        stop(first)
+        final = client.get_execution(execution.id)
+        resumed_requests = fake.requests[requests_at_kill:]
+        before_requests = fake.requests[:requests_at_kill]
+        total_requests = fake.request_count
+
+        # The same run without a crash, for comparison.
+        calm = client.create_execution("oa-researcher", execution_input(PROMPT), idempotency_key="calm")
+        third = _worker(server, fake, tmp_path / "calm.log")
+        _wait(lambda: client.get_execution(calm.id).status.is_terminal, "the uninterrupted run")
+        stop(third)
+        uninterrupted = client.get_execution(calm.id)
+
+    assert final.status is ExecutionStatus.COMPLETED, final.error
+    assert final.output["output"] == "compared"
+    assert len(final.output["tool_calls"]) == 20
+    lines = [line.split("\t") for line in log.read_text().splitlines()]
+    runs = collections.Counter(query for query, _ in lines)
+    assert set(runs) == {f"q{i}" for i in range(1, 21)}
+    for arguments in done_at_kill:
+        query = arguments.split('"')[-2]
+        assert runs[query] == 1, f"tool call {query} completed before the kill but ran again"
+    assert sum(runs.values()) <= 20 + 1, "at most the one call in flight at the kill ran twice"
+    assert all(count == 1 for count in _turns(before_requests).values()), "worker 1 asked for no turn twice"
+    resumed_turns = _turns(resumed_requests)
+    assert resumed_turns and all(turn > len(done_at_kill) for turn in resumed_turns), (
+        f"the resumed run asked again for turns {sorted(resumed_turns)}; {len(done_at_kill)} were done"
+    )
+    assert total_requests <= 21 + 1, "every model turn was requested once (plus at most the one in flight)"
+    assert len({pid for _, pid in lines}) == 2, "two worker processes ran the tools"
+    assert uninterrupted.status is ExecutionStatus.COMPLETED
+
+    def without_response_ids(output: Any) -> Any:
+        # The fake server numbers its responses across runs (``provider_data.response_id``).
+        messages = [{k: v for k, v in m.items() if k != "provider_data"} for m in output["messages"]]
+        return {**output, "messages": messages}
+
+    assert without_response_ids(final.output) == without_response_ids(uninterrupted.output)
