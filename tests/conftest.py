@@ -21,6 +21,17 @@ from agentspan.testing import ServerHandle, serve_in_thread
 
 
 @pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """A real ``agentspan server`` process on a free loopback port; yields its API URL."""
+    from processes import free_port, start_server, stop
+
+    port = free_port()
+    proc = start_server(tmp_path / "server.db", port)
+    yield f"http://127.0.0.1:{port}/api"
+    stop(proc)
+
+
+@pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """A fresh SQLite file."""
     return tmp_path / "agentspan.db"

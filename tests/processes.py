@@ -10,6 +10,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -72,6 +73,11 @@ def wait_until(predicate: Callable[[], object], what: str, timeout: float = 60.0
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.005)
+
+
+def model_turns(requests: list[dict[str, Any]]) -> Counter[int]:
+    """How often a fake model server was asked for each turn (turn = assistant messages so far + 1)."""
+    return Counter(1 + sum(m.get("role") == "assistant" for m in r["messages"]) for r in requests)
 
 
 def side_effects(log: Path) -> tuple[Counter[str], dict[str, set[str]]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import TESTS, free_port, start_server, stop, wait_until
+from processes import TESTS, model_turns, stop, wait_until
 
 from agentspan.client import HttpClient
 from agentspan.runtime import ExecutionStatus, StepStatus
@@ -43,18 +43,6 @@ def _tools_done(client: HttpClient, execution_id: str) -> set[str]:
         for s in client.get_journal(execution_id)
         if s.kind == "tool" and s.status is StepStatus.COMPLETED
     }
-
-
-def _turns(requests: list[dict[str, Any]]) -> collections.Counter[int]:
-    return collections.Counter(1 + sum(m.get("role") == "assistant" for m in r["messages"]) for r in requests)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Any:
-    port = free_port()
-    proc = start_server(tmp_path / "server.db", port)
-    yield f"http://127.0.0.1:{port}/api"
-    stop(proc)
 
 
 def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path: Path) -> None:
@@ -89,8 +77,8 @@ def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path
     for query in done_at_kill:
         assert runs[query] == 1, f"tool call {query} completed before the kill but ran again"
     assert all(len({k for q, k in lines if q == query}) == 1 for query in runs)
-    assert all(count == 1 for count in _turns(before_requests).values()), "worker 1 asked for no turn twice"
-    resumed_turns = _turns(resumed_requests)
+    assert all(count == 1 for count in model_turns(before_requests).values()), "worker 1 asked for no turn twice"
+    resumed_turns = model_turns(resumed_requests)
     assert resumed_turns, "the resumed run asked the model for the turns it had not finished"
     assert all(turn > len(done_at_kill) for turn in resumed_turns), (
         f"the resumed run asked again for turns {sorted(resumed_turns)}; {len(done_at_kill)} were done"

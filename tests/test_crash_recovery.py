@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ from agentspan.errors import AgentspanError
 from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, StepRecord, StepStatus
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """A real ``agentspan server`` process; yields its API URL."""
-    port = free_port()
-    proc = start_server(tmp_path / "server.db", port)
-    yield f"http://127.0.0.1:{port}/api"
-    stop(proc)
 
 
 def _completed(client: Client, execution_id: str) -> set[str]:

@@ -23,7 +23,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
-from processes import TESTS, free_port, start_server, stop
+from processes import TESTS, model_turns, stop, wait_until
 
 from agentspan.adapters.langgraph._graph import execution_input
 from agentspan.client import HttpClient
@@ -105,31 +105,12 @@ def _worker(url: str, fake: FakeOpenAIServer, log: Path, target: str) -> subproc
     )  # fmt: skip
 
 
-def _wait(predicate: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def _tools_done(client: HttpClient, execution_id: str) -> set[str]:
     return {
         s.input["input"]["query"]
         for s in client.get_journal(execution_id)
         if s.kind == "tool" and s.status is StepStatus.COMPLETED
     }
-
-
-def _turns(requests: list[dict[str, Any]]) -> collections.Counter[int]:
-    return collections.Counter(1 + sum(m.get("role") == "assistant" for m in r["messages"]) for r in requests)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Any:
-    port = free_port()
-    proc = start_server(tmp_path / "server.db", port)
-    yield f"http://127.0.0.1:{port}/api"
-    stop(proc)
 
 
 @pytest.mark.parametrize(
@@ -142,13 +123,13 @@ def test_killed_after_tool_call_18_the_graph_resumes_at_19(server: str, tmp_path
     with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
         execution = client.create_execution(name, execution_input(PROMPT))
         first = _worker(server, fake, log, target)
-        _wait(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
+        wait_until(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
         first.send_signal(signal.SIGKILL)
         first.wait()
         done_at_kill = _tools_done(client, execution.id)
         requests_at_kill = fake.request_count
         second = _worker(server, fake, log, target)
-        _wait(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
+        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
         stop(second)
         stop(first)
         final = client.get_execution(execution.id)
@@ -159,7 +140,7 @@ def test_killed_after_tool_call_18_the_graph_resumes_at_19(server: str, tmp_path
         # The same run without a crash, for comparison.
         calm = client.create_execution(name, execution_input(PROMPT), idempotency_key=f"calm-{name}")
         third = _worker(server, fake, tmp_path / "calm.log", target)
-        _wait(lambda: client.get_execution(calm.id).status.is_terminal, "the uninterrupted run")
+        wait_until(lambda: client.get_execution(calm.id).status.is_terminal, "the uninterrupted run")
         stop(third)
         uninterrupted = client.get_execution(calm.id)
 
@@ -172,8 +153,8 @@ def test_killed_after_tool_call_18_the_graph_resumes_at_19(server: str, tmp_path
     for query in done_at_kill:
         assert runs[query] == 1, f"tool call {query} completed before the kill but ran again"
     assert sum(runs.values()) <= 20 + 1, "at most the one call in flight at the kill ran twice"
-    assert all(count == 1 for count in _turns(before_requests).values()), "worker 1 asked for no turn twice"
-    resumed_turns = _turns(resumed_requests)
+    assert all(count == 1 for count in model_turns(before_requests).values()), "worker 1 asked for no turn twice"
+    resumed_turns = model_turns(resumed_requests)
     assert resumed_turns and all(turn > len(done_at_kill) for turn in resumed_turns), (
         f"the resumed run asked again for turns {sorted(resumed_turns)}; {len(done_at_kill)} were done"
     )

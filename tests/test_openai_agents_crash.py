@@ -20,7 +20,7 @@ from typing import Any
 import openai
 import pytest
 from agents import Agent, OpenAIChatCompletionsModel, function_tool
-from processes import TESTS, free_port, start_server, stop
+from processes import TESTS, model_turns, stop, wait_until
 
 from agentspan.adapters.openai_agents import agent_function, execution_input
 from agentspan.client import HttpClient
@@ -65,13 +65,6 @@ def _worker(url: str, fake: FakeOpenAIServer, log: Path) -> subprocess.Popen[byt
     )  # fmt: skip
 
 
-def _wait(predicate: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def _tools_done(client: HttpClient, execution_id: str) -> set[str]:
     return {
         s.input["arguments"]
@@ -80,31 +73,19 @@ def _tools_done(client: HttpClient, execution_id: str) -> set[str]:
     }
 
 
-def _turns(requests: list[dict[str, Any]]) -> collections.Counter[int]:
-    return collections.Counter(1 + sum(m.get("role") == "assistant" for m in r["messages"]) for r in requests)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Any:
-    port = free_port()
-    proc = start_server(tmp_path / "server.db", port)
-    yield f"http://127.0.0.1:{port}/api"
-    stop(proc)
-
-
 def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path: Path) -> None:
     script = FakeOpenAIServer.research_script(20, "search", lambda i: {"query": f"q{i + 1}"}, answer="compared")
     log = tmp_path / "tools.log"
     with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
         execution = client.create_execution("oa-researcher", execution_input(PROMPT))
         first = _worker(server, fake, log)
-        _wait(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
+        wait_until(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
         first.send_signal(signal.SIGKILL)
         first.wait()
         done_at_kill = _tools_done(client, execution.id)
         requests_at_kill = fake.request_count
         second = _worker(server, fake, log)
-        _wait(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
+        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
         stop(second)
         stop(first)
         final = client.get_execution(execution.id)
@@ -115,7 +96,7 @@ def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path
         # The same run without a crash, for comparison.
         calm = client.create_execution("oa-researcher", execution_input(PROMPT), idempotency_key="calm")
         third = _worker(server, fake, tmp_path / "calm.log")
-        _wait(lambda: client.get_execution(calm.id).status.is_terminal, "the uninterrupted run")
+        wait_until(lambda: client.get_execution(calm.id).status.is_terminal, "the uninterrupted run")
         stop(third)
         uninterrupted = client.get_execution(calm.id)
 
@@ -129,8 +110,8 @@ def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path
         query = arguments.split('"')[-2]
         assert runs[query] == 1, f"tool call {query} completed before the kill but ran again"
     assert sum(runs.values()) <= 20 + 1, "at most the one call in flight at the kill ran twice"
-    assert all(count == 1 for count in _turns(before_requests).values()), "worker 1 asked for no turn twice"
-    resumed_turns = _turns(resumed_requests)
+    assert all(count == 1 for count in model_turns(before_requests).values()), "worker 1 asked for no turn twice"
+    resumed_turns = model_turns(resumed_requests)
     assert resumed_turns and all(turn > len(done_at_kill) for turn in resumed_turns), (
         f"the resumed run asked again for turns {sorted(resumed_turns)}; {len(done_at_kill)} were done"
     )
