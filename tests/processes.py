@@ -17,6 +17,16 @@ import httpx
 TESTS = Path(__file__).parent
 
 
+def log_call(label: str, pause: float = 0.1) -> None:
+    """A tool's side effect in a worker process: append ``<label>\t<pid>`` to ``$AGENT_LOG`` (fsynced),
+    then take ``pause`` seconds, as a real call would."""
+    with open(os.environ["AGENT_LOG"], "a", encoding="utf-8") as log:
+        log.write(f"{label}\t{os.getpid()}\n")
+        log.flush()
+        os.fsync(log.fileno())
+    time.sleep(pause)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

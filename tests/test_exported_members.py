@@ -29,7 +29,8 @@ EXPECTED = {
     ],
     "agentspan.adapters.langgraph": ["graph_function", "graph_input", "graph_name", "install"],
     "agentspan.adapters.openai_agents": [
-        "DurableModel", "DurableModelProvider", "agent_function", "durable_run_config", "execution_input", "install",
+        "DurableModel", "DurableModelProvider", "DurableStreamedRun", "Runner", "agent_function", "approve",
+        "durable_run_config", "execution_input", "install", "reject", "use_runtime",
     ],
     "agentspan.agents.models": [
         "AnthropicModel", "Model", "ModelAuthError", "ModelError", "ModelRateLimitError", "ModelRequestError",

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
-from processes import TESTS, model_turns, stop, wait_until
+from processes import TESTS, log_call, model_turns, stop, wait_until
 
 from agentspan.adapters.langgraph._graph import execution_input
 from agentspan.client import HttpClient
@@ -36,11 +35,7 @@ pytestmark = pytest.mark.slow
 @tool
 def search(query: str) -> str:
     """Search for information."""
-    with open(os.environ["AGENT_LOG"], "a", encoding="utf-8") as log:
-        log.write(f"{query}\t{os.getpid()}\n")
-        log.flush()
-        os.fsync(log.fileno())
-    time.sleep(0.1)
+    log_call(query)
     return f"results for {query}"
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from agents import Agent, ModelResponse, OpenAIChatCompletionsModel, RunConfig, Runner, Usage, function_tool
+from agents import Agent, ModelResponse, OpenAIChatCompletionsModel, RunConfig, Runner, function_tool
 from agents.models.interface import Model
-from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+from oa_flows import TurnModel, research
 from pydantic import BaseModel, TypeAdapter
 
 import agentspan.adapters.openai_agents as oa
@@ -52,61 +52,6 @@ def search(query: str) -> str:
     return f"results for {query}"
 
 
-# --- a scripted in-process model ------------------------------------------------------------------------
-def _call(prefix: str, turn: int, k: int, name: str, args: dict[str, Any]) -> ResponseFunctionToolCall:
-    return ResponseFunctionToolCall(
-        id=f"{prefix}_{turn}_{k}", call_id=f"call_{prefix}_{turn}_{k}", name=name,
-        arguments=json.dumps(args), type="function_call", status="completed",
-    )  # fmt: skip
-
-
-def _message(prefix: str, turn: int, text: str) -> ResponseOutputMessage:
-    return ResponseOutputMessage(
-        id=f"{prefix}_{turn}_msg", role="assistant", status="completed", type="message",
-        content=[ResponseOutputText(text=text, type="output_text", annotations=[])],
-    )  # fmt: skip
-
-
-Turn = str | list[tuple[str, dict[str, Any]]]
-
-
-class TurnModel(Model):
-    """Answers by turn: turn n is the n-th entry of the script (a text answer or tool calls), where n is
-    how many of this model's own replies the conversation already holds, so a resumed run gets the
-    reply the crashed one would have got."""
-
-    def __init__(self, prefix: str, script: list[Turn]) -> None:
-        self.prefix = prefix
-        self.script = script
-        self.requests = 0
-
-    def _turn(self, input: Any) -> int:
-        if isinstance(input, str):
-            return 0
-        return len(
-            {str(i.get("id", "")).split("_")[1] for i in input if str(i.get("id", "")).startswith(f"{self.prefix}_")}
-        )
-
-    async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> ModelResponse:
-        self.requests += 1
-        turn = self._turn(input)
-        entry = self.script[turn]
-        output: list[Any] = (
-            [_message(self.prefix, turn, entry)]
-            if isinstance(entry, str)
-            else [_call(self.prefix, turn, k, name, args) for k, (name, args) in enumerate(entry)]
-        )
-        usage = Usage(requests=1, input_tokens=10, output_tokens=5, total_tokens=15)
-        return ModelResponse(output=output, usage=usage, response_id=f"resp_{self.prefix}_{turn}")
-
-    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-
-def research(n: int, prefix: str = "r", answer: str = "compared") -> TurnModel:
-    return TurnModel(prefix, [[("search", {"query": f"q{i + 1}"})] for i in range(n)] + [answer])
-
-
 def researcher(model: Model, name: str = "researcher") -> Agent[Any]:
     return Agent(name=name, instructions="Research.", model=model, tools=[search])
 
@@ -132,18 +77,6 @@ def steps(service: Service, eid: str, kind: str) -> list[Any]:
 
 
 # --- tests -----------------------------------------------------------------------------------------------
-def test_public_exports_are_frozen_and_sorted() -> None:
-    assert oa.__all__ == sorted(oa.__all__)
-    assert oa.__all__ == [
-        "DurableModel",
-        "DurableModelProvider",
-        "agent_function",
-        "durable_run_config",
-        "execution_input",
-        "install",
-    ]
-
-
 def test_sdk_agents_are_detected_by_type_without_importing_the_sdk_in_the_core() -> None:
     assert is_openai_agent(Agent(name="a"))
     assert not is_openai_agent(object())

@@ -13,17 +13,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from agents import Agent, OpenAIChatCompletionsModel, function_tool
-from processes import TESTS, model_turns, stop, wait_until
+from processes import TESTS, log_call, model_turns, stop, wait_until
 
 from agentspan.adapters.openai_agents import agent_function, execution_input
 from agentspan.client import HttpClient
+from agentspan.errors import InvalidInputError
 from agentspan.runtime import ExecutionStatus, StepStatus
 from agentspan.testing import FakeOpenAIServer
 
@@ -33,11 +33,7 @@ pytestmark = pytest.mark.slow
 @function_tool
 def search(query: str) -> str:
     """Search for information."""
-    with open(os.environ["AGENT_LOG"], "a", encoding="utf-8") as log:
-        log.write(f"{query}\t{os.getpid()}\n")
-        log.flush()
-        os.fsync(log.fileno())
-    time.sleep(0.1)
+    log_call(query)
     return f"results for {query}"
 
 
@@ -54,12 +50,22 @@ researcher = agent_function(agent, max_turns=30)
 PROMPT = "compare"
 
 
-def _worker(url: str, fake: FakeOpenAIServer, log: Path) -> subprocess.Popen[bytes]:
+@function_tool(needs_approval=True)
+def refund(amount: int) -> str:
+    """Refund an amount to the customer."""
+    log_call(f"refund {amount}", pause=0)
+    return f"refunded {amount}"
+
+
+support = agent_function(Agent(name="oa-support", instructions="Help.", model=_model(), tools=[refund]))
+
+
+def _worker(url: str, fake: FakeOpenAIServer, log: Path, serves: str = "researcher") -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(TESTS), "OPENAI_BASE_URL": fake.base_url, "AGENT_LOG": str(log)}
     env["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
     env.pop("OPENAI_API_KEY", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "agentspan", "worker", "test_openai_agents_crash:researcher", "--server", url,
+        [sys.executable, "-m", "agentspan", "worker", f"test_openai_agents_crash:{serves}", "--server", url,
          "--lease-seconds", "2", "--poll-seconds", "1", "--max-executions", "1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -125,3 +131,75 @@ def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path
         return {**output, "messages": messages}
 
     assert without_response_ids(final.output) == without_response_ids(uninterrupted.output)
+
+
+def test_an_approval_waits_on_the_server_with_no_process_and_a_fresh_worker_completes_it(
+    server: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "tools.log"
+    with FakeOpenAIServer([[("refund", {"amount": 5})], "refunded"]) as fake, HttpClient(server) as client:
+        execution = client.create_execution("oa-support", execution_input("I was double charged"))
+        first = _worker(server, fake, log, "support")
+        assert first.wait(timeout=60) == 0, "the worker ran its one execution to the wait, then exited"
+        waiting = client.get_execution(execution.id)
+        approval = next(s for s in client.get_journal(execution.id) if s.kind == "approval")
+        with pytest.raises(InvalidInputError):
+            client.send_signal(execution.id, f"approval:{approval.input['call_id']}", {"approved": "yes"})
+        client.send_signal(execution.id, f"approval:{approval.input['call_id']}", {"approved": True})
+        second = _worker(server, fake, log, "support")
+        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the approved run")
+        stop(second)
+        final = client.get_execution(execution.id)
+        turns = model_turns(fake.requests)
+    assert waiting.status is ExecutionStatus.WAITING
+    assert (approval.status, approval.input["tool"]) == (StepStatus.SUSPENDED, "refund")
+    assert final.status is ExecutionStatus.COMPLETED, final.error
+    assert final.output["output"] == "refunded"
+    lines = [line.split("\t") for line in log.read_text().splitlines()]
+    assert [query for query, _ in lines] == ["refund 5"], "the refund ran once, after the approval"
+    assert lines[0][1] == str(second.pid)
+    assert turns == {1: 1, 2: 1}, "the first turn was replayed by the fresh worker, not asked for again"
+
+
+def test_a_program_using_the_drop_in_runner_killed_after_tool_call_18_resumes_when_run_again(tmp_path: Path) -> None:
+    from agentspan.runtime import Service, SQLiteStore
+
+    script = FakeOpenAIServer.research_script(20, "search", lambda i: {"query": f"q{i + 1}"}, answer="compared")
+    log, db = tmp_path / "tools.log", tmp_path / "program.db"
+    with FakeOpenAIServer(script) as fake:
+        env = {**os.environ, "PYTHONPATH": str(TESTS), "OPENAI_BASE_URL": fake.base_url, "AGENT_LOG": str(log)}
+        env.update(AGENTSPAN_DB=str(db), OPENAI_AGENTS_DISABLE_TRACING="1")
+        env.pop("OPENAI_API_KEY", None)
+        env.pop("AGENTSPAN_SERVER_URL", None)
+        program = [sys.executable, str(TESTS / "oa_program.py")]
+        first = subprocess.Popen(program, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 18, "18 tool calls", 120)
+        service = Service(SQLiteStore(db))
+        try:
+            wait_until(lambda: _journal_tools(service) >= 18, "18 recorded tool calls")
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            done_at_kill = _journal_tools(service)
+            requests_at_kill = fake.request_count
+            second = subprocess.run(program, env=env, capture_output=True, text=True, timeout=120)
+            executions = service.list_executions(name="oa-program").items
+        finally:
+            service.close()
+        resumed_requests = fake.requests[requests_at_kill:]
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "compared"
+    assert "resuming" in second.stderr or len(executions) == 1
+    assert [e.status for e in executions] == [ExecutionStatus.COMPLETED], "one execution, resumed"
+    runs = collections.Counter(line.split("\t")[0] for line in log.read_text().splitlines())
+    assert set(runs) == {f"q{i}" for i in range(1, 21)}
+    assert sorted(runs.values())[:done_at_kill] == [1] * done_at_kill
+    assert sum(runs.values()) <= 20 + 1, "at most the one call in flight at the kill ran twice"
+    resumed_turns = model_turns(resumed_requests)
+    assert resumed_turns and min(resumed_turns) > done_at_kill, f"turns asked for again: {sorted(resumed_turns)}"
+
+
+def _journal_tools(service: Any) -> int:
+    done = 0
+    for execution in service.list_executions(name="oa-program").items:
+        done += sum(s.kind == "tool" and s.status is StepStatus.COMPLETED for s in service.get_journal(execution.id))
+    return done

@@ -10,8 +10,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..durable import ExecutionHandle, FunctionDefinition, Runtime
+from ..durable._runtime import find_unfinished
 from ..errors import ConfigurationError
-from ..runtime import Definition, Execution, ExecutionStatus, StepStatus
+from ..runtime import Definition, Execution, StepStatus
 from ..runtime.store._sqlite import Synchronous
 from ._agent import Agent
 from ._loop import agent_function
@@ -24,7 +25,6 @@ __all__ = ["AgentRuntime"]
 
 log = logging.getLogger("agentspan.agents")
 DEFAULT_HTTP_PORT = 6767
-_UNFINISHED = (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
 
 
 class AgentRuntime:
@@ -218,11 +218,7 @@ class AgentRuntime:
         return GraphStream(GraphHandle(ExecutionHandle(self.client, execution.id)), sink)
 
     def _unfinished(self, name: str, data: dict[str, Any]) -> Execution | None:
-        for status in _UNFINISHED:
-            for execution in self.client.list_executions(status=status, name=name, limit=100).items:
-                if execution.input == data:
-                    return execution
-        return None
+        return find_unfinished(self.client, name, data)
 
     def _say_if_resuming(self, execution: Execution) -> None:
         if execution.status.is_terminal:

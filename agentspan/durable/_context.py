@@ -198,6 +198,11 @@ class DurableContext:
         self.writer.add(DivergenceRecord(key=key, expected=expected, superseded=superseded))
         self.replaying = False
 
+    @property
+    def caught_up(self) -> bool:
+        """Whether every recorded step has been replayed (or dropped by a divergence): what runs now is new."""
+        return not self.replaying or len(self._consumed) >= len(self._journal)
+
     def idempotency_key(self, key: str) -> str:
         """Stable across attempts and processes; short enough for any API's limit."""
         digest = hashlib.blake2b(f"{self.execution_id}\0{key}".encode(), digest_size=16).hexdigest()
@@ -254,9 +259,12 @@ class DurableContext:
         raise exc
 
     # --- waiting ----------------------------------------------------------------------------------------
-    def wait_for_signal(self, signal: str, *, kind: str = "signal") -> Any:
-        """The payload of ``signal``; suspends the execution until it is delivered."""
-        call = self._wait_step(kind, signal, {"signal": signal})
+    def wait_for_signal(self, signal: str, *, kind: str = "signal", details: dict[str, Any] | None = None) -> Any:
+        """The payload of ``signal``; suspends the execution until it is delivered.
+
+        ``details`` (JSON) are recorded with the waiting step, for whoever answers (a tool call's name
+        and arguments for an approval)."""
+        call = self._wait_step(kind, signal, {"signal": signal, **(details or {})})
         if call.recorded is not None and call.recorded.status is StepStatus.COMPLETED:
             return call.recorded.output
         call.suspend(WaitInfo(signal=signal))

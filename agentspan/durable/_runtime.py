@@ -19,10 +19,27 @@ from ..runtime.store._sqlite import Synchronous
 from ._codec import Codec, to_json
 from ._definitions import FunctionDefinition
 
-__all__ = ["ExecutionHandle", "Runtime", "default_db_path", "default_synchronous", "expire_dead_local_workers"]
+__all__ = [
+    "ExecutionHandle",
+    "Runtime",
+    "default_db_path",
+    "default_synchronous",
+    "expire_dead_local_workers",
+    "find_unfinished",
+]
 
 log = logging.getLogger("agentspan.runtime")
 _TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
+_UNFINISHED = (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
+
+
+def find_unfinished(client: Client, name: str, data: Any) -> Execution | None:
+    """An unfinished execution of ``name`` on exactly ``data`` (its process died, or it waits), if any."""
+    for status in _UNFINISHED:
+        for execution in client.list_executions(status=status, name=name, limit=100).items:
+            if execution.input == data:
+                return execution
+    return None
 
 
 def default_synchronous() -> Synchronous:

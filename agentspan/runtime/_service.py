@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidInputError, NotFoundError, NotJSONError, PayloadTooLargeError
+from ._approval import APPROVAL_PREFIX, decision_of
 from ._models import (
     Claim,
     CreateExecution,
@@ -231,6 +232,8 @@ class Service:
         """Deliver an external event (an approval, a reply) once; a waiting execution is queued again."""
         if not name or len(name) > 200:
             raise InvalidInputError("a signal name must be 1 to 200 characters")
+        if name.startswith(APPROVAL_PREFIX):
+            decision_of(payload)  # a malformed decision is refused here, not found by the waiting run
         execution = self.store.deliver_signal(execution_id, name, self._json(payload, "signal payload"), self.now())
         self.notifier.notify(_WORK, _events_topic(execution_id))
         return execution

@@ -26,12 +26,18 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._agent import agent_function, durable_run_config, execution_input
 from ._model import DurableModel, DurableModelProvider
 from ._patch import install
+from ._runner import DurableStreamedRun, Runner, approve, reject, use_runtime
 
 __all__ = [
     "DurableModel",
     "DurableModelProvider",
+    "DurableStreamedRun",
+    "Runner",
     "agent_function",
+    "approve",
     "durable_run_config",
     "execution_input",
     "install",
+    "reject",
+    "use_runtime",
 ]

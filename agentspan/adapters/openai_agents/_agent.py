@@ -21,7 +21,10 @@ from agents.models.multi_provider import MultiProvider
 
 from ...durable import FunctionDefinition
 from ...durable._codec import Codec, to_json
+from ...durable._context import current_context
 from ...durable._definitions import _check_name
+from . import _live
+from ._approval import resolve_approvals
 from ._model import DurableModelProvider
 from ._patch import install
 from ._scope import agentspan_run
@@ -107,6 +110,27 @@ def run_output(result: Any, usage: dict[str, int]) -> dict[str, Any]:
     }
 
 
+async def _forward(streamed: Any, live: _live.LiveCall) -> Any:
+    """Hand the stream events of a streamed run to the caller, except those of replayed steps."""
+    found = current_context()
+    fresh: set[int] = set()
+    queue = streamed._event_queue
+    put = queue.put_nowait
+
+    def tagged(item: Any) -> None:
+        # Tagged when the SDK produces the event: by the time it is read, the run may have moved on.
+        if found is None or found[0].caught_up:
+            fresh.add(id(item))
+        put(item)
+
+    queue.put_nowait = tagged
+    async for event in streamed.stream_events():
+        if id(event) in fresh:
+            fresh.discard(id(event))
+            live.emit(event)
+    return streamed
+
+
 def agent_function(
     agent: Agent[Any],
     name: str | None = None,
@@ -143,8 +167,33 @@ def agent_function(
     options: dict[str, Any] = {} if max_turns is None else {"max_turns": max_turns}
 
     async def entry(prompt: Any) -> dict[str, Any]:
+        found = current_context()
+        live = _live.find(found[0].execution_id) if found is not None else None
+        kwargs = dict(options)
+        config = run_config
+        if live is not None:
+            kwargs.update(live.options)
+            config = live.run_config or config
+        durable_config = durable_run_config(config)
+
+        async def run(value: Any) -> Any:
+            if live is None or live.stream is None:
+                return await Runner.run(agent, value, run_config=durable_config, **kwargs)
+            return await _forward(Runner.run_streamed(agent, value, run_config=durable_config, **kwargs), live)
+
+        def waiting(result: Any) -> None:
+            if live is not None:
+                live.finish(result)
+
         with agentspan_run() as usage:
-            result = await Runner.run(agent, prompt, run_config=durable_run_config(run_config), **options)
+            try:
+                result = await resolve_approvals(await run(prompt), run, waiting)
+            except Exception as exc:
+                if live is not None:
+                    live.finish(error=exc)
+                raise
+        if live is not None:
+            live.finish(result)
         return run_output(result, usage.as_dict())
 
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]

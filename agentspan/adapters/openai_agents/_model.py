@@ -8,6 +8,7 @@ Outside an Agentspan run the wrapper calls the model it wraps and nothing else.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,6 +46,7 @@ class _ResponseCodec(Codec):
         return self._type.validate_python(data)
 
 
+_DONE = object()
 _GET = _ResponseCodec(streamed=False)
 _STREAM = _ResponseCodec(streamed=True)
 
@@ -128,8 +130,8 @@ class DurableModel(Model):
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
         """The model's stream events; inside an Agentspan run the call is a step whose output is the
-        completed ``Response``. The events of a live call reach the caller once the call has finished;
-        a replayed call yields only its ``response.completed`` event."""
+        completed ``Response``. A live call's events are yielded as the model sends them; a replayed
+        call yields only its ``response.completed`` event (its parts are not streamed twice)."""
         stream = self.model.stream_response(
             system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kwargs
         )
@@ -137,12 +139,12 @@ class DurableModel(Model):
             async for event in stream:
                 yield event
             return
-        events: list[Any] = []
+        events: asyncio.Queue[Any] = asyncio.Queue()
 
         async def call() -> Response:
             completed: Response | None = None
             async for event in stream:
-                events.append(event)
+                events.put_nowait(event)
                 if isinstance(event, ResponseCompletedEvent):
                     completed = event.response
             if completed is None:
@@ -150,12 +152,21 @@ class DurableModel(Model):
             return completed
 
         request = _request(system_instructions, input, tools, output_schema, handoffs)
-        response = await run_step_async("llm", self.name, request, call, codec=_STREAM, usage_of=_usage)
+        # The step runs as a task (in this context) so that its events reach the caller while it runs.
+        step = asyncio.ensure_future(run_step_async("llm", self.name, request, call, codec=_STREAM, usage_of=_usage))
+        step.add_done_callback(lambda _: events.put_nowait(_DONE))
+        live = False
+        try:
+            while (event := await events.get()) is not _DONE:
+                live = True
+                yield event
+            response = await step
+        finally:
+            if not step.done():
+                step.cancel()
         run_usage().add(_usage(response))
-        if not events:  # replayed
-            events.append(ResponseCompletedEvent(type="response.completed", response=response, sequence_number=0))
-        for event in events:
-            yield event
+        if not live:  # replayed
+            yield ResponseCompletedEvent(type="response.completed", response=response, sequence_number=0)
 
     async def _cleanup_on_run_end(self, owner: object) -> None:
         await self.model._cleanup_on_run_end(owner)

@@ -1,0 +1,62 @@
+"""Tools marked ``needs_approval`` in the SDK: the run waits for a decision on the server.
+
+When the SDK's runner stops at tool calls that need approval (``RunResult.interruptions``), each call
+becomes a durable wait on the signal ``approval:<tool call id>``: the execution is suspended (no
+process, no lease) until a decision is delivered through the runtime's API, then a worker replays the
+run (completed calls return their recorded results), applies the decision with the SDK's own
+``RunState.approve`` / ``RunState.reject`` and lets the runner continue. A rejection's reason reaches
+the model as the tool's result.
+
+The decision's form is :mod:`agentspan.runtime._approval`'s (checked when it is delivered).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ...durable._context import Suspended
+from ...durable._definitions import _require
+from ...errors import InvalidInputError
+from ...runtime._approval import APPROVAL_PREFIX, Decision, decision_of
+
+__all__ = ["resolve_approvals", "signal_for"]
+
+DEFAULT_REJECTION = "The user rejected this tool call."
+
+
+def signal_for(call_id: str) -> str:
+    """The signal a decision on tool call ``call_id`` is delivered as."""
+    return f"{APPROVAL_PREFIX}{call_id}"
+
+
+def _wait(item: Any) -> Decision:
+    call_id = str(getattr(item, "call_id", None) or "")
+    if not call_id:
+        raise InvalidInputError(f"tool {item.name!r} needs approval but its call has no id to approve it by")
+    ctx = _require("approval")
+    details = {"tool": item.name, "arguments": getattr(item, "arguments", None), "call_id": call_id}
+    return decision_of(ctx.wait_for_signal(signal_for(call_id), kind="approval", details=details))
+
+
+async def resolve_approvals(
+    result: Any, run_again: Callable[[Any], Awaitable[Any]], waiting: Callable[[Any], None] | None = None
+) -> Any:
+    """Wait (durably) for a decision on every tool call ``result`` stopped at, apply them and run on,
+    until the run ends without interruptions; returns the final result. ``waiting`` is told of a result
+    whose decisions are not all in yet, just before the execution is suspended for them."""
+    while getattr(result, "interruptions", None):
+        state = result.to_state()
+        for item in result.interruptions:
+            try:
+                decision = _wait(item)
+            except Suspended:
+                if waiting is not None:
+                    waiting(result)
+                raise
+            if decision.approved:
+                state.approve(item)
+            else:
+                state.reject(item, rejection_message=decision.reason or DEFAULT_REJECTION)
+        result = await run_again(state)
+    return result
