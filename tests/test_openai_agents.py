@@ -87,12 +87,16 @@ def test_model_response_round_trips_losslessly_through_json() -> None:
     from agentspan.adapters.openai_agents._model import _GET
 
     response = asyncio.run(research(1).get_response(None, "hi", None, [], None, [], None))
-    aliased = response.output[0].model_copy(update={"async_": False})
-    aliased.model_fields_set.add("async_")
-    response.output.append(aliased)
+    # openai>=3 (SDK 0.21 and later) only: ResponseFunctionToolCall.async_, stored by its alias "async".
+    aliased_fields = "async_" in type(response.output[0]).model_fields
+    if aliased_fields:
+        aliased = response.output[0].model_copy(update={"async_": False})
+        aliased.model_fields_set.add("async_")
+        response.output.append(aliased)
     data = _GET.encode(response, "response")
     assert json.loads(json.dumps(data)) == data
-    assert data["output"][1]["async"] is False, "openai's aliased fields are stored by their alias"
+    if aliased_fields:
+        assert data["output"][1]["async"] is False, "openai's aliased fields are stored by their alias"
     rebuilt = _GET.decode(data)
     assert rebuilt == response
     assert TypeAdapter(ModelResponse).validate_python(data) == response
@@ -300,3 +304,112 @@ def test_streamed_model_calls_are_recorded_and_replayed(service: Service) -> Non
     assert "".join(deltas) == "streamed"
     assert calls == {"s1": 1, "s2": 2}
     assert [s.status for s in steps(service, eid, "llm")] == [StepStatus.COMPLETED] * 3
+
+
+# --- guardrails and ModelSettings.retry -------------------------------------------------------------------
+def test_guardrail_model_calls_are_steps_and_are_not_repeated_on_resume(service: Service) -> None:
+    from agents import GuardrailFunctionOutput, input_guardrail, output_guardrail
+
+    class Check(BaseModel):
+        flagged: bool
+
+    checker_model = TurnModel("c", ['{"flagged": false}'])
+    checker = Agent(name="checker", instructions="Flag abuse.", model=checker_model, output_type=Check)
+
+    async def check(ctx: Any, text: Any) -> GuardrailFunctionOutput:
+        result = await Runner.run(checker, text if isinstance(text, str) else json.dumps(text), context=ctx.context)
+        return GuardrailFunctionOutput(output_info=result.final_output, tripwire_triggered=result.final_output.flagged)
+
+    @input_guardrail
+    async def screen_input(ctx: Any, agent: Any, text: Any) -> GuardrailFunctionOutput:
+        return await check(ctx, text)
+
+    @output_guardrail
+    async def screen_output(ctx: Any, agent: Any, output: Any) -> GuardrailFunctionOutput:
+        return await check(ctx, output)
+
+    model = research(3)
+    agent = Agent(
+        name="guarded", instructions="Research.", model=model, tools=[search],
+        input_guardrails=[screen_input], output_guardrails=[screen_output],
+    )  # fmt: skip
+    eid = start(service, agent)
+    crash_at.add("q3")
+    work(service, agent, crash=True)
+    assert checker_model.requests == 1, "the input guardrail ran"
+    work(service, agent)
+    execution = service.get_execution(eid)
+    assert execution.status is ExecutionStatus.COMPLETED, execution.error
+    assert execution.output["output"] == "compared"
+    assert checker_model.requests == 2, "the input check was replayed; only the output check ran now"
+    assert model.requests == 4, "turns 0-2 were recorded: only turn 3 was asked for"
+    checks = [s for s in steps(service, eid, "llm") if s.name == "TurnModel" and "Flag abuse." in str(s.input)]
+    assert len(checks) == 2
+
+
+def test_model_retries_are_steps_and_a_replayed_failure_is_retried_from_the_journal(service: Service) -> None:
+    from agents import ModelRetrySettings, ModelSettings
+
+    class Flaky(TurnModel):
+        failures = 1
+
+        async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+            if self.failures:
+                self.failures -= 1
+                self.requests += 1
+                raise ConnectionError("the connection dropped")
+            return await super().get_response(*args, **kwargs)
+
+    model = Flaky("f", [[("search", {"query": "q1"})], [("search", {"query": "q2"})], "compared"])
+    settings = ModelSettings(retry=ModelRetrySettings(max_retries=2, policy=lambda context: True))
+    agent = Agent(name="flaky", instructions="Research.", model=model, tools=[search], model_settings=settings)
+    eid = start(service, agent)
+    crash_at.add("q2")
+    work(service, agent, crash=True)
+    assert model.requests == 3, "one failed request, its retry, and turn 1"
+    work(service, agent)
+    execution = service.get_execution(eid)
+    assert execution.status is ExecutionStatus.COMPLETED, execution.error
+    assert model.requests == 4, "the failure, its retry and turn 1 were replayed: only turn 2 was asked for"
+    first = [s.status for s in steps(service, eid, "llm")][:2]
+    assert first == [StepStatus.FAILED, StepStatus.COMPLETED]
+
+
+def test_the_sdks_tracing_is_off_in_agentspan_runs_unless_asked_for(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agents import set_trace_processors, set_tracing_disabled
+    from agents.tracing.processor_interface import TracingProcessor
+    from agents.tracing.processors import default_processor
+
+    class Collector(TracingProcessor):
+        def __init__(self) -> None:
+            self.traces: list[str] = []
+
+        def on_trace_start(self, trace: Any) -> None:
+            self.traces.append(trace.name)
+
+        def on_trace_end(self, trace: Any) -> None: ...
+        def on_span_start(self, span: Any) -> None: ...
+        def on_span_end(self, span: Any) -> None: ...
+        def shutdown(self) -> None: ...
+        def force_flush(self) -> None: ...
+
+    collector = Collector()
+    set_trace_processors([collector])  # in place of the SDK's exporter: nothing leaves this machine
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-a-real-key")
+    # The SDK reads its own variable once per process: its switch is set by hand for this test.
+    set_tracing_disabled(False)
+    try:
+        for setting, runs in ((None, "quiet"), ("1", "off"), ("0", "traced")):
+            if setting is None:
+                monkeypatch.delenv("OPENAI_AGENTS_DISABLE_TRACING", raising=False)
+            else:
+                monkeypatch.setenv("OPENAI_AGENTS_DISABLE_TRACING", setting)
+            agent = researcher(research(1), runs)
+            start(service, agent)
+            work(service, agent)
+    finally:
+        set_tracing_disabled(True)
+        set_trace_processors([default_processor()])
+    assert collector.traces == ["Agent workflow"], "only the run that asked for tracing was traced"

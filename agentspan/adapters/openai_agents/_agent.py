@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import weakref
 from collections.abc import Callable
@@ -48,12 +49,22 @@ def agent_name(agent: Any, name: str | None = None) -> str:
     return re.sub(r"[^A-Za-z0-9_.:/-]", "-", str(agent.name))[:200] or "openai-agent"
 
 
+def tracing_wanted() -> bool:
+    """Whether the SDK's tracing stays on in Agentspan runs: only when ``OPENAI_AGENTS_DISABLE_TRACING``
+    is set to a false value (``0``, ``false``, ``no``, ``off``). Otherwise it is off, so that an
+    ``OPENAI_API_KEY`` in the environment does not make the SDK export traces nobody asked for."""
+    value = os.environ.get("OPENAI_AGENTS_DISABLE_TRACING")
+    return value is not None and value.strip().lower() in ("0", "false", "no", "off")
+
+
 def durable_run_config(run_config: RunConfig | None = None) -> RunConfig:
     """``run_config`` (or a default one) with its model provider wrapped in a
     :class:`~._model.DurableModelProvider` (and the SDK's model and tool resolution made durable, see
-    :func:`~._patch.install`)."""
+    :func:`~._patch.install`), and the SDK's tracing off unless :func:`tracing_wanted`."""
     install()
     config = run_config or RunConfig()
+    if not tracing_wanted() and not config.tracing_disabled:
+        config = dataclasses.replace(config, tracing_disabled=True)
     provider = config.model_provider
     if isinstance(provider, DurableModelProvider):
         return config
