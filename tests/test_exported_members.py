@@ -25,7 +25,8 @@ EXPECTED = {
     "agentspan.testing": ["FakeOpenAIServer", "ScriptedModel", "ServerHandle", "serve_in_thread"],
     "agentspan.agents": [
         "Agent", "AgentHandle", "AgentResult", "AgentRuntime", "Message", "ModelRequest", "ModelResponse",
-        "ModelSettings", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec", "Usage", "tool",
+        "ModelSettings", "PendingApproval", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec",
+        "Usage", "tool",
     ],
     "agentspan.adapters.langgraph": ["graph_function", "graph_input", "graph_name", "install"],
     "agentspan.adapters.openai_agents": [

@@ -264,6 +264,9 @@ def test_agent_runtime_runs_sdk_agents_with_structured_output(tmp_path: Any) -> 
         agent = Agent(name="judge", instructions="Judge.", model=model, output_type=Verdict)
         with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
             result = runtime.run(agent, "which offer?", timeout=30)
+            execution_id = runtime.client.list_executions(name="judge").items[0].id
+            again = runtime.handle(execution_id, agent).wait(timeout=5)
+    assert again.structured == {"winner": "b"}, "a handle rebuilt with the SDK agent reads the same result"
     assert result.is_success, result.error
     assert result.structured == {"winner": "b"}
     assert json.loads(result.output) == {"winner": "b"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -267,3 +268,29 @@ def test_the_sdks_documented_examples_run_unchanged_on_the_drop_in_runner(
     assert requests == 2 * len([k for k in kinds if k == "llm"])
     assert [e.status for e in executions] == [ExecutionStatus.COMPLETED] * 2, "a finished run is not resumed"
     assert [[s.kind for s in journal] for journal in journals] == [kinds, kinds]
+
+
+def test_agent_runtime_handles_list_approve_and_reject_pending_tool_calls(tmp_path: Path) -> None:
+    from agentspan.agents import AgentRuntime, PendingApproval
+
+    model = TurnModel("h", [[("refund", {"amount": 5}), ("refund", {"amount": 7})], "one refund done"])
+    agent = _support(model)
+    with AgentRuntime(db=tmp_path / "handles.db", serve_http=False) as runtime:
+        handle = runtime.start(agent, "two refunds please")
+        for _ in range(200):
+            if handle.status is ExecutionStatus.WAITING and len(handle.pending_approvals()) == 2:
+                break
+            time.sleep(0.02)
+        pending = handle.pending_approvals()
+        assert pending == [
+            PendingApproval("call_h_0_0", "refund", '{"amount": 5}'),
+            PendingApproval("call_h_0_1", "refund", '{"amount": 7}'),
+        ]
+        handle.approve("call_h_0_0")
+        assert handle.status is ExecutionStatus.QUEUED or handle.pending_approvals() == pending[1:]
+        handle.reject("call_h_0_1", "one refund per order")
+        result = handle.wait(timeout=30)
+    assert result.is_success, result.error
+    assert result.output == "one refund done"
+    assert calls == {"refund 5": 1}
+    assert [c["result"] for c in result.tool_calls] == ["refunded 5", "one refund per order"]

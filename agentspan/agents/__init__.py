@@ -17,7 +17,7 @@ with AgentRuntime() as runtime:
 """
 
 from ._agent import Agent
-from ._result import AgentHandle, AgentResult
+from ._result import AgentHandle, AgentResult, PendingApproval
 from ._runtime import AgentRuntime
 from ._tool import ToolContext, ToolDefinition, ToolError, tool
 from ._types import Message, ModelRequest, ModelResponse, ModelSettings, ToolCall, ToolSpec, Usage
@@ -31,6 +31,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
+    "PendingApproval",
     "ToolCall",
     "ToolContext",
     "ToolDefinition",

@@ -7,10 +7,23 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..durable import ExecutionHandle
-from ..runtime import Event, Execution, ExecutionStatus
+from ..runtime import Event, Execution, ExecutionStatus, StepStatus
+from ..runtime._approval import APPROVAL_PREFIX, Decision
 from ._types import Usage
 
-__all__ = ["AgentHandle", "AgentResult"]
+__all__ = ["AgentHandle", "AgentResult", "PendingApproval"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingApproval:
+    """A tool call the run waits to have approved or rejected."""
+
+    call_id: str
+    """The tool call's id: what :meth:`AgentHandle.approve` and :meth:`AgentHandle.reject` take."""
+    tool: str
+    """The tool's name."""
+    arguments: Any
+    """The arguments the model gave (as the model sent them: a JSON text, for SDK agents)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,3 +124,19 @@ class AgentHandle:
     def cancel(self) -> None:
         """Cancel the run."""
         self._handle.cancel()
+
+    def pending_approvals(self) -> list[PendingApproval]:
+        """The tool calls the run waits on (tools that need approval), oldest first."""
+        return [
+            PendingApproval(str(step.input.get("call_id")), str(step.input.get("tool")), step.input.get("arguments"))
+            for step in self._handle.journal()
+            if step.kind == "approval" and step.status is StepStatus.SUSPENDED and isinstance(step.input, dict)
+        ]
+
+    def approve(self, call_id: str) -> None:
+        """Approve tool call ``call_id``: the run goes on and the tool runs (once)."""
+        self._handle.signal(f"{APPROVAL_PREFIX}{call_id}", Decision(True).payload())
+
+    def reject(self, call_id: str, reason: str | None = None) -> None:
+        """Reject tool call ``call_id``: the tool does not run, and the model sees ``reason`` as its result."""
+        self._handle.signal(f"{APPROVAL_PREFIX}{call_id}", Decision(False, reason).payload())

@@ -241,7 +241,8 @@ class AgentRuntime:
             from ..adapters.langgraph._result import GraphHandle
 
             return GraphHandle(self._runtime.handle(execution_id))
-        return AgentHandle(self._runtime.handle(execution_id), None if agent is None else agent.output_type)
+        output_type = agent.output_type if isinstance(agent, Agent) else None  # SDK agents: JSON, as start()
+        return AgentHandle(self._runtime.handle(execution_id), output_type)
 
     # --- deploying and serving ----------------------------------------------------------------------
     def deploy(self, agent: Agent) -> Definition:

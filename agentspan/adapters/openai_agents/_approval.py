@@ -47,13 +47,18 @@ async def resolve_approvals(
     whose decisions are not all in yet, just before the execution is suspended for them."""
     while getattr(result, "interruptions", None):
         state = result.to_state()
+        decisions: list[tuple[Any, Decision]] = []
+        suspended: Suspended | None = None
         for item in result.interruptions:
             try:
-                decision = _wait(item)
-            except Suspended:
-                if waiting is not None:
-                    waiting(result)
-                raise
+                decisions.append((item, _wait(item)))
+            except Suspended as exc:  # wait for every undecided call at once, so all are visible
+                suspended = suspended or exc
+        if suspended is not None:
+            if waiting is not None:
+                waiting(result)
+            raise suspended
+        for item, decision in decisions:
             if decision.approved:
                 state.approve(item)
             else:
