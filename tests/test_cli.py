@@ -61,6 +61,20 @@ def test_run_an_agent_from_a_module(tmp_path: Path) -> None:
     assert "the answer" in done.stdout and "tool calls: 2" in done.stdout
 
 
+def test_run_an_openai_agents_sdk_agent_from_a_module(tmp_path: Path) -> None:
+    script = FakeOpenAIServer.research_script(2, "search", lambda i: {"query": f"q{i}"}, answer="compared")
+    with FakeOpenAIServer(script) as fake:
+        done = agentspan(
+            "run", "test_openai_agents_crash:agent", "compare", "--db", str(tmp_path / "run.db"),
+            env={"OPENAI_BASE_URL": fake.base_url, "AGENT_LOG": str(tmp_path / "log"),
+                 "OPENAI_AGENTS_DISABLE_TRACING": "1"},
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "compared" in done.stdout and "tool calls: 2" in done.stdout
+    not_an_agent = agentspan("run", "processes:TESTS", "x", "--db", str(tmp_path / "run.db"))
+    assert not_an_agent.returncode != 0 and "OpenAI Agents SDK Agent" in not_an_agent.stderr
+
+
 @pytest.mark.slow
 def test_the_demo_shows_a_resume_without_repeats() -> None:
     demo = agentspan("demo", timeout=180)

@@ -294,3 +294,33 @@ def test_agent_runtime_handles_list_approve_and_reject_pending_tool_calls(tmp_pa
     assert result.output == "one refund done"
     assert calls == {"refund 5": 1}
     assert [c["result"] for c in result.tool_calls] == ["refunded 5", "one refund per order"]
+
+
+def test_a_streamed_model_calls_events_reach_the_caller_while_the_call_is_still_running(runtime: Runtime) -> None:
+    import threading
+
+    seen_first = threading.Event()
+
+    class Held(TurnModel):
+        async def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+            async for event in super().stream_response(*args, **kwargs):
+                yield event
+                # The call goes on only once the caller, in another thread, has this first word.
+                held = event.type == "response.output_text.delta"
+                if held and not await asyncio.to_thread(seen_first.wait, 10):
+                    raise RuntimeError("the first word did not reach the caller while the call ran")
+
+    model = Held("l", ["words arrive one by one"])
+    agent = Agent(name="live", instructions="Talk.", model=model)
+
+    async def stream() -> list[str]:
+        streamed = oa.Runner.run_streamed(agent, "talk")
+        words = []
+        async for event in streamed.stream_events():
+            if event.type == "raw_response_event" and event.data.type == "response.output_text.delta":
+                words.append(event.data.delta)
+                seen_first.set()
+        assert streamed.final_output == "words arrive one by one"
+        return words
+
+    assert asyncio.run(stream()) == ["words", "arrive", "one", "by", "one"]

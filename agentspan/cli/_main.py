@@ -120,7 +120,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..agents import Agent, AgentRuntime
-    from ..agents._runtime import is_graph
+    from ..agents._runtime import is_graph, is_openai_agent
 
     url = args.server or os.environ.get("AGENTSPAN_SERVER_URL")
     with AgentRuntime(url, db=args.db, serve_http=False) as runtime:
@@ -131,8 +131,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             prompt: Any = args.prompt
             if is_graph(agent):  # a compiled LangGraph graph: the prompt is the user message
                 prompt = {"messages": [("user", args.prompt)]}
-            elif not isinstance(agent, Agent):
-                raise SystemExit(f"agentspan: {args.target} is neither an Agent nor a compiled LangGraph graph")
+            elif not isinstance(agent, Agent) and not is_openai_agent(agent):
+                raise SystemExit(
+                    f"agentspan: {args.target} is neither an Agent, a compiled LangGraph graph nor an OpenAI"
+                    " Agents SDK Agent"
+                )
             result = runtime.run(agent, prompt, idempotency_key=args.idempotency_key, timeout=args.timeout)
         else:  # a deployed agent, run by whichever worker serves it
             result = runtime.run(args.target, args.prompt, idempotency_key=args.idempotency_key, timeout=args.timeout)
