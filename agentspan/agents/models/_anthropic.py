@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -12,7 +11,7 @@ from pydantic import ValidationError
 
 from .._types import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from ._errors import ModelServerError
-from ._http import HttpTransport, excerpt, host_of
+from ._http import excerpt, provider_transport
 
 __all__ = ["AnthropicModel", "anthropic_request_body"]
 
@@ -20,7 +19,6 @@ ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 """Anthropic requires ``max_tokens``; this is sent when the settings leave it unset."""
-_OFFICIAL_HOST = "api.anthropic.com"
 
 # Anthropic's stop reasons in the Chat Completions vocabulary the agent loop reads; others pass as is.
 _FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
@@ -53,24 +51,12 @@ class AnthropicModel:
     ) -> None:
         self.provider = "anthropic"
         self.name = name
-        base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or ANTHROPIC_BASE_URL
-        api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
-        headers = {"anthropic-version": ANTHROPIC_VERSION}
-        if api_key:
-            headers["x-api-key"] = api_key
-        missing_key = None
-        if api_key is None and host_of(base_url) == _OFFICIAL_HOST:
-            missing_key = f"anthropic/{name}: no API key for {base_url}: set ANTHROPIC_API_KEY (or pass api_key=...)"
-        self._http = HttpTransport(
-            provider=self.provider,
-            model=name,
-            base_url=base_url,
-            headers=headers,
-            timeout=timeout,
-            max_retries=max_retries,
-            key_hint="set ANTHROPIC_API_KEY",
-            missing_key=missing_key,
-        )
+        self._http = provider_transport(
+            provider=self.provider, model=name, base_url=base_url, api_key=api_key,
+            default_url=ANTHROPIC_BASE_URL, url_env="ANTHROPIC_BASE_URL", key_env="ANTHROPIC_API_KEY",
+            auth=lambda key: {"x-api-key": key}, headers={"anthropic-version": ANTHROPIC_VERSION},
+            timeout=timeout, max_retries=max_retries,
+        )  # fmt: skip
 
     @property
     def base_url(self) -> str:

@@ -12,9 +12,10 @@ import email.utils
 import json
 import logging
 import math
+import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -278,6 +279,41 @@ def _describe(exc: httpx.HTTPError) -> str:
 def _quote(text: str) -> str:
     text = text.strip()
     return repr(text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "...")
+
+
+def provider_transport(
+    *,
+    provider: str,
+    model: str,
+    base_url: str | None,
+    api_key: str | None,
+    default_url: str,
+    url_env: str,
+    key_env: str,
+    auth: Callable[[str], dict[str, str]],
+    headers: Mapping[str, str] | None = None,
+    timeout: float,
+    max_retries: int,
+    no_key_hint: str = "",
+) -> HttpTransport:
+    """The transport of a provider's model: the base URL and key from the arguments, else from
+    ``url_env`` / ``key_env``, else the official endpoint, which then refuses to call without a key
+    (the error says which variable to set, and ``no_key_hint`` what else would do)."""
+    url = base_url or os.environ.get(url_env) or default_url
+    key = api_key or os.environ.get(key_env) or None
+    missing_key = None
+    if key is None and host_of(url) == host_of(default_url):
+        missing_key = f"{provider}/{model}: no API key for {url}: set {key_env} (or pass api_key=...){no_key_hint}"
+    return HttpTransport(
+        provider=provider,
+        model=model,
+        base_url=url,
+        headers={**(headers or {}), **(auth(key) if key else {})},
+        timeout=timeout,
+        max_retries=max_retries,
+        key_hint=f"set {key_env}",
+        missing_key=missing_key,
+    )
 
 
 def host_of(url: str) -> str:

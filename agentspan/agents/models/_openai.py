@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from types import TracebackType
@@ -13,12 +12,11 @@ from pydantic import ValidationError
 
 from .._types import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from ._errors import ModelServerError
-from ._http import HttpTransport, excerpt, host_of
+from ._http import excerpt, provider_transport
 
 __all__ = ["OpenAIModel", "openai_request_body"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-_OFFICIAL_HOST = "api.openai.com"
 
 
 class OpenAIModel:
@@ -49,25 +47,12 @@ class OpenAIModel:
     ) -> None:
         self.provider = "openai"
         self.name = name
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
-        api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        missing_key = None
-        if api_key is None and host_of(base_url) == _OFFICIAL_HOST:
-            missing_key = (
-                f"openai/{name}: no API key for {base_url}: set OPENAI_API_KEY (or pass api_key=...), "
-                "or point OPENAI_BASE_URL at an OpenAI-compatible server that needs none"
-            )
-        self._http = HttpTransport(
-            provider=self.provider,
-            model=name,
-            base_url=base_url,
-            headers=headers,
-            timeout=timeout,
-            max_retries=max_retries,
-            key_hint="set OPENAI_API_KEY",
-            missing_key=missing_key,
-        )
+        self._http = provider_transport(
+            provider=self.provider, model=name, base_url=base_url, api_key=api_key,
+            default_url=OPENAI_BASE_URL, url_env="OPENAI_BASE_URL", key_env="OPENAI_API_KEY",
+            auth=lambda key: {"Authorization": f"Bearer {key}"}, timeout=timeout, max_retries=max_retries,
+            no_key_hint=", or point OPENAI_BASE_URL at an OpenAI-compatible server that needs none",
+        )  # fmt: skip
 
     @property
     def base_url(self) -> str:
