@@ -163,6 +163,25 @@ def test_the_loop_calls_tools_until_a_final_answer(runtime: AgentRuntime) -> Non
     assert all(s.status is StepStatus.COMPLETED for s in journal)
 
 
+def test_outside_an_execution_the_same_loop_runs_with_durability_off() -> None:
+    from agentspan.agents._loop import run_agent
+
+    seen: list[ToolContext] = []
+
+    @tool
+    def lookup(query: str, ctx: ToolContext) -> str:
+        """Look something up."""
+        seen.append(ctx)
+        return f"found {query}"
+
+    model = ScriptedModel([[("lookup", {"query": "a"})], "done"])
+    result = asyncio.run(run_agent(Agent(name="plain", model=model, tools=[lookup]), "go"))
+    assert result["output"] == "done"
+    assert [c["result"] for c in result["tool_calls"]] == ["found a"]
+    assert [(c.execution_id, c.step_key, c.attempt) for c in seen] == [("", "", 1)]
+    assert seen[0].idempotency_key.startswith("call-")
+
+
 def test_parallel_tool_calls_run_in_one_turn(runtime: AgentRuntime) -> None:
     model = ScriptedModel([[("search_web", {"query": q}) for q in ("x", "y", "z")], "all three"])
     agent = Agent(name="fanout", model=model, tools=[search_web])

@@ -130,8 +130,10 @@ class _Run:
 
         async def invoke() -> Any:
             info = current_step()
-            assert info is not None
-            context = ToolContext(info.execution_id, info.key, info.idempotency_key, info.attempt, self.agent.name)
+            if info is None:  # durability off (the loop outside an execution): nothing to point at
+                context = ToolContext("", "", f"call-{call.id}", 1, self.agent.name)
+            else:
+                context = ToolContext(info.execution_id, info.key, info.idempotency_key, info.attempt, self.agent.name)
             return await definition.call_async(arguments, context)
 
         result: Any = await run_step_async(

@@ -29,9 +29,9 @@ class ToolContext:
     """Injected into a tool that declares a parameter of this type (it is not shown to the model)."""
 
     execution_id: str
-    """The execution the call belongs to."""
+    """The execution the call belongs to (empty when the loop runs outside one, durability off)."""
     step_key: str
-    """The call's key in the journal."""
+    """The call's key in the journal (empty outside an execution)."""
     idempotency_key: str
     """The same on every attempt of this call: pass it to APIs that de-duplicate side effects."""
     attempt: int
