@@ -324,3 +324,17 @@ def test_a_streamed_model_calls_events_reach_the_caller_while_the_call_is_still_
         return words
 
     assert asyncio.run(stream()) == ["words", "arrive", "one", "by", "one"]
+
+
+def test_concurrent_calls_with_the_same_input_are_separate_runs(runtime: Runtime) -> None:
+    model = research(2)
+    agent = researcher(model, "twins")
+
+    async def both() -> list[Any]:
+        return list(await asyncio.gather(oa.Runner.run(agent, "compare"), oa.Runner.run(agent, "compare")))
+
+    first, second = asyncio.run(both())
+    assert first.final_output == second.final_output == "compared"
+    assert first.execution_id != second.execution_id
+    statuses = [e.status for e in runtime.client.list_executions(name="twins").items]
+    assert statuses == [ExecutionStatus.COMPLETED] * 2

@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,11 +33,12 @@ _TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execut
 _UNFINISHED = (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
 
 
-def find_unfinished(client: Client, name: str, data: Any) -> Execution | None:
-    """An unfinished execution of ``name`` on exactly ``data`` (its process died, or it waits), if any."""
+def find_unfinished(client: Client, name: str, data: Any, *, exclude: Container[str] = ()) -> Execution | None:
+    """An unfinished execution of ``name`` on exactly ``data`` (its process died, or it waits), if any,
+    other than those in ``exclude``."""
     for status in _UNFINISHED:
         for execution in client.list_executions(status=status, name=name, limit=100).items:
-            if execution.input == data:
+            if execution.input == data and execution.id not in exclude:
                 return execution
     return None
 

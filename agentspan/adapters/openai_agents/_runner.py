@@ -118,7 +118,9 @@ def _start(
     runtime = _default_runtime()
     live = _live.LiveCall(kwargs, run_config, asyncio.Queue() if loop is not None else None, loop)
     with _live.registering() as calls:
-        execution = find_unfinished(runtime.client, name, data) or runtime.client.create_execution(name, data)
+        # A run this process is running for another caller right now is that caller's: start another.
+        found = find_unfinished(runtime.client, name, data, exclude=calls)
+        execution = found or runtime.client.create_execution(name, data)
         calls[execution.id] = live
     runtime.ensure_worker(fn)
     return ExecutionHandle(runtime.client, execution.id), live
