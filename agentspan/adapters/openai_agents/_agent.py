@@ -124,19 +124,23 @@ def run_output(result: Any, usage: dict[str, int]) -> dict[str, Any]:
 async def _forward(streamed: Any, live: _live.LiveCall) -> Any:
     """Hand the stream events of a streamed run to the caller, except those of replayed steps."""
     found = current_context()
+
+    def caught_up() -> bool:
+        return found is None or found[0].caught_up
+
     fresh: set[int] = set()
-    queue = streamed._event_queue
-    put = queue.put_nowait
+    queue = getattr(streamed, "_event_queue", None)
+    if queue is not None:  # the SDK's queue (0.20 to 0.24): tag each event when the SDK produces it,
+        put = queue.put_nowait  # since by the time it is read the run may have moved on
 
-    def tagged(item: Any) -> None:
-        # Tagged when the SDK produces the event: by the time it is read, the run may have moved on.
-        if found is None or found[0].caught_up:
-            fresh.add(id(item))
-        put(item)
+        def tagged(item: Any) -> None:
+            if caught_up():
+                fresh.add(id(item))
+            put(item)
 
-    queue.put_nowait = tagged
+        queue.put_nowait = tagged
     async for event in streamed.stream_events():
-        if id(event) in fresh:
+        if id(event) in fresh or (queue is None and caught_up()):
             fresh.discard(id(event))
             live.emit(event)
     return streamed
