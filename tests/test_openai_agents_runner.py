@@ -338,3 +338,24 @@ def test_concurrent_calls_with_the_same_input_are_separate_runs(runtime: Runtime
     assert first.execution_id != second.execution_id
     statuses = [e.status for e in runtime.client.list_executions(name="twins").items]
     assert statuses == [ExecutionStatus.COMPLETED] * 2
+
+
+def test_sdk_checks_of_the_models_type_see_the_model_the_user_gave(runtime: Runtime) -> None:
+    # The SDK refuses output guardrails with server-managed history unless the model is a Chat
+    # Completions model: inside a run it must see that model, not the durable wrapper around it.
+    import openai
+    from agents import GuardrailFunctionOutput, OpenAIChatCompletionsModel, output_guardrail
+
+    from agentspan.testing import FakeOpenAIServer
+
+    @output_guardrail
+    async def fine(ctx: Any, agent: Any, output: Any) -> GuardrailFunctionOutput:
+        return GuardrailFunctionOutput(output_info=None, tripwire_triggered=False)
+
+    with FakeOpenAIServer(["checked"]) as fake:
+        client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
+        model = OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client)
+        agent = Agent(name="kept", instructions="Answer.", model=model, output_guardrails=[fine])
+        result = oa.Runner.run_sync(agent, "hello", previous_response_id="resp_earlier")
+        asyncio.run(client.close())
+    assert result.final_output == "checked"

@@ -23,7 +23,7 @@ from typing import Any
 from agents.agent import Agent
 from agents.tool import FunctionTool
 
-from ._model import durable_model
+from ._model import DurableModel, durable_model
 from ._scope import active
 from ._tools import durable_tool
 
@@ -34,10 +34,12 @@ _installed = False
 # Where the SDK binds ``get_model`` by name: the module that defines it and those that import it with
 # ``from .turn_preparation import get_model``. Each one present is patched; the first two are required.
 _GET_MODEL_HOME = "agents.run_internal.turn_preparation"  # defines it (0.20 to 0.24)
+# Only checks the model's type before a run (0.22 to 0.24): it must see the model the user gave.
+_GET_MODEL_INSPECTS = "agents.run_internal.agent_runner_helpers"
 _GET_MODEL_MODULES = (
     _GET_MODEL_HOME,
     "agents.run_internal.run_loop",  # resolves the model each turn calls (0.20 to 0.24)
-    "agents.run_internal.agent_runner_helpers",  # checks the model's type before a run (0.22 to 0.24)
+    _GET_MODEL_INSPECTS,
 )
 _GET_MODEL_REQUIRED = _GET_MODEL_MODULES[:2]
 
@@ -91,11 +93,16 @@ def _patch_get_model() -> None:
         model = original(agent, run_config)
         return durable_model(model) if active() else model
 
-    functools.update_wrapper(get_model, original)
-    get_model.__agentspan_patched__ = True  # type: ignore[attr-defined]
+    def inspected_model(agent: Any, run_config: Any) -> Any:
+        model = original(agent, run_config)
+        return model.model if isinstance(model, DurableModel) else model
+
+    for wrapper in (get_model, inspected_model):
+        functools.update_wrapper(wrapper, original)
+        wrapper.__agentspan_patched__ = True  # type: ignore[attr-defined]
     for module in targets:
         if not getattr(module.get_model, "__agentspan_patched__", False):
-            module.get_model = get_model  # type: ignore[attr-defined]
+            module.get_model = inspected_model if module.__name__ == _GET_MODEL_INSPECTS else get_model  # type: ignore[attr-defined]
 
 
 def _patch_get_all_tools() -> None:
