@@ -14,13 +14,20 @@ from agentspan.testing import FakeOpenAIServer
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def _run(example: str, fake: FakeOpenAIServer, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    example: str, fake: FakeOpenAIServer, tmp_path: Path, *args: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OPENAI_BASE_URL": fake.base_url, "AGENTSPAN_DB": str(tmp_path / "examples.db")}
     env.pop("OPENAI_API_KEY", None)
     env.update(extra)
     env.pop("AGENTSPAN_SERVER_URL", None)
     return subprocess.run(
-        [sys.executable, str(EXAMPLES / example)], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, str(EXAMPLES / example), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -66,3 +73,19 @@ def test_the_langgraph_example_runs_against_the_fake_server(tmp_path: Path) -> N
         assert fake.request_count == 3
     assert done.returncode == 0, done.stderr
     assert "graph answer" in done.stdout
+
+
+def test_the_openai_agents_example_waits_for_the_refund_approval_then_goes_on(tmp_path: Path) -> None:
+    script = [
+        [("lookup_order", {"order_id": "A-17"})],
+        [("refund", {"order_id": "A-17", "amount": 20})],
+        "Refunded the extra 20 EUR for order A-17.",
+    ]
+    env = {"OPENAI_API_KEY": "test-key", "OPENAI_AGENTS_DISABLE_TRACING": "1"}
+    with FakeOpenAIServer(script) as fake:
+        done = _run("openai_agents_support.py", fake, tmp_path, "--approve", **env)
+        turns = [sum(m.get("role") == "assistant" for m in r["messages"]) for r in fake.requests]
+    assert done.returncode == 0, done.stderr
+    assert 'waiting for approval: refund({"order_id": "A-17", "amount": 20})' in done.stdout
+    assert "Refunded the extra 20 EUR for order A-17." in done.stdout
+    assert turns == [0, 1, 2], "the turns answered before the approval were not asked for again"

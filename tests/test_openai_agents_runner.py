@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,7 +100,9 @@ def test_run_refuses_sessions_and_run_states_with_a_clear_error(runtime: Runtime
         oa.Runner.run_streamed(agent, "compare")
 
 
-def test_an_unfinished_run_of_the_same_agent_and_input_is_resumed_not_repeated(runtime: Runtime) -> None:
+def test_an_unfinished_run_of_the_same_agent_and_input_is_resumed_not_repeated(
+    runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
     # A run stopped at an approval is unfinished: running the same agent on the same input again
     # continues that execution (and waits for the decision), it does not start another.
     model = TurnModel("a", [[("refund", {"amount": 5})], "refunded"])
@@ -108,8 +111,22 @@ def test_an_unfinished_run_of_the_same_agent_and_input_is_resumed_not_repeated(r
     assert [i.name for i in first.interruptions] == ["refund"]
     assert runtime.client.get_execution(first.execution_id).status is ExecutionStatus.WAITING
     assert calls == {}
-    oa.approve(first.execution_id, first.interruptions[0].call_id)
-    second = oa.Runner.run_sync(agent, "I was double charged")
+    # Run again before the decision: the call says what it waits for, then waits.
+    box: dict[str, Any] = {}
+    again = threading.Thread(target=lambda: box.update(result=oa.Runner.run_sync(agent, "I was double charged")))
+    again.start()
+    said = ""
+    for _ in range(500):
+        said += capsys.readouterr().err
+        if "waits for approval" in said:
+            break
+        time.sleep(0.01)
+    call_id = first.interruptions[0].call_id
+    assert f'waits for approval of refund({{"amount": 5}}), call id {call_id}' in said
+    assert again.is_alive()
+    oa.approve(first.execution_id, call_id)
+    again.join(timeout=30)
+    second = box["result"]
     assert second.execution_id == first.execution_id
     assert second.final_output == "refunded"
     assert second.interruptions == []
@@ -297,8 +314,6 @@ def test_agent_runtime_handles_list_approve_and_reject_pending_tool_calls(tmp_pa
 
 
 def test_a_streamed_model_calls_events_reach_the_caller_while_the_call_is_still_running(runtime: Runtime) -> None:
-    import threading
-
     seen_first = threading.Event()
 
     class Held(TurnModel):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import sys
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,7 +38,7 @@ from agents.run_state import RunState
 from ...durable import ExecutionHandle, FunctionDefinition, Runtime
 from ...durable._runtime import find_unfinished
 from ...errors import AgentspanError, ConfigurationError
-from ...runtime import Execution, ExecutionStatus
+from ...runtime import Execution, ExecutionStatus, StepStatus
 from ...runtime._approval import Decision
 from . import _live
 from ._agent import agent_function, execution_input
@@ -122,8 +123,23 @@ def _start(
         found = find_unfinished(runtime.client, name, data, exclude=calls)
         execution = found or runtime.client.create_execution(name, data)
         calls[execution.id] = live
+    if execution.status is ExecutionStatus.WAITING:
+        _say_what_it_waits_for(runtime, execution.id)
     runtime.ensure_worker(fn)
     return ExecutionHandle(runtime.client, execution.id), live
+
+
+def _say_what_it_waits_for(runtime: Runtime, execution_id: str) -> None:
+    """A run found waiting goes on only once decided: say so, or the caller would just hang."""
+    for step in runtime.client.get_journal(execution_id):
+        if step.kind == "approval" and step.status is StepStatus.SUSPENDED and isinstance(step.input, dict):
+            print(  # noqa: T201 - the one line that tells the user why the call does not return yet
+                f"agentspan: execution {execution_id} waits for approval of {step.input.get('tool')}"
+                f"({step.input.get('arguments')}), call id {step.input.get('call_id')}: decide with"
+                f" approve()/reject() or `agentspan signal {execution_id} {step.input.get('signal')}"
+                """ --payload '{"approved": true}'`""",
+                file=sys.stderr,
+            )
 
 
 def _outcome(handle: ExecutionHandle, live: _live.LiveCall) -> Any:
