@@ -416,3 +416,19 @@ def test_the_sdks_tracing_is_off_in_agentspan_runs_unless_asked_for(
         set_tracing_disabled(True)
         set_trace_processors([default_processor()])
     assert collector.traces == ["Agent workflow"], "only the run that asked for tracing was traced"
+
+
+def test_model_steps_record_only_the_items_added_since_the_previous_call(service: Service) -> None:
+    model = research(4)
+    agent = researcher(model)
+    eid = start(service, agent)
+    work(service, agent)
+    llm = steps(service, eid, "llm")
+    assert [s.input.get("input_from") for s in llm] == [None, 1, 3, 5, 7]
+    assert [len(s.input["input"]) for s in llm] == [1, 2, 2, 2, 2], "a call and its result per turn"
+    assert all(s.input["system"] == "Research." for s in llm)
+    # Replaying from these compact records gives the same run: keys come from the whole request.
+    calm = researcher(research(4))
+    cid = start(service, calm, key="calm")
+    work(service, calm)
+    assert [s.key for s in steps(service, cid, "llm")] == [s.key for s in llm]

@@ -114,7 +114,8 @@ class DurableModel(Model):
             return await call()
 
         request = _request(system_instructions, input, tools, output_schema, handoffs)
-        response = await run_step_async("llm", self.name, request, call, codec=_GET, usage_of=_usage)
+        recorded = run_usage().recorded(request)
+        response = await run_step_async("llm", self.name, recorded, call, codec=_GET, usage_of=_usage, identity=request)
         run_usage().add(_usage(response))
         return response
 
@@ -152,8 +153,11 @@ class DurableModel(Model):
             return completed
 
         request = _request(system_instructions, input, tools, output_schema, handoffs)
+        recorded = run_usage().recorded(request)
         # The step runs as a task (in this context) so that its events reach the caller while it runs.
-        step = asyncio.ensure_future(run_step_async("llm", self.name, request, call, codec=_STREAM, usage_of=_usage))
+        step = asyncio.ensure_future(
+            run_step_async("llm", self.name, recorded, call, codec=_STREAM, usage_of=_usage, identity=request)
+        )
         step.add_done_callback(lambda _: events.put_nowait(_DONE))
         live = False
         try:

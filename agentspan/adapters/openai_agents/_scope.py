@@ -11,6 +11,7 @@ import contextvars
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ...durable._context import current_context
 
@@ -25,6 +26,8 @@ class RunUsage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    seen: dict[str, int] = dataclasses.field(default_factory=dict, repr=False)
+    """How many input items the last model call of each agent (by instructions) was sent."""
 
     def add(self, usage: dict[str, int] | None) -> None:
         """Count one model call's (or one replayed tool's) usage."""
@@ -34,7 +37,22 @@ class RunUsage:
 
     def as_dict(self) -> dict[str, int]:
         """The counts as JSON."""
-        return dataclasses.asdict(self)
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}  # fmt: skip
+
+    def recorded(self, request: dict[str, Any]) -> dict[str, Any]:
+        """What a model step records of ``request``: the input items added since the previous call of
+        the same agent in this run (``input_from`` says how many came before), not the whole
+        conversation again. The step's key still comes from the whole request."""
+        items = request["input"]
+        if not isinstance(items, list):
+            return request
+        agent = str(request["system"])
+        before = self.seen.get(agent, 0)
+        self.seen[agent] = len(items)
+        if not 0 < before <= len(items):
+            return request
+        return {**request, "input": items[before:], "input_from": before}
 
 
 _RUN: contextvars.ContextVar[RunUsage | None] = contextvars.ContextVar("agentspan_openai_agents_run", default=None)
