@@ -8,7 +8,7 @@ from typing import Any
 
 from ..durable import ExecutionHandle
 from ..runtime import Event, Execution, ExecutionStatus, StepStatus
-from ..runtime._approval import APPROVAL_PREFIX, Decision
+from ..runtime._approval import Decision, approval_signal
 from ._types import Usage
 
 __all__ = ["AgentHandle", "AgentResult", "PendingApproval"]
@@ -135,8 +135,8 @@ class AgentHandle:
 
     def approve(self, call_id: str) -> None:
         """Approve tool call ``call_id``: the run goes on and the tool runs (once)."""
-        self._handle.signal(f"{APPROVAL_PREFIX}{call_id}", Decision(True).payload())
+        self._handle.signal(approval_signal(call_id), Decision(True).payload())
 
     def reject(self, call_id: str, reason: str | None = None) -> None:
         """Reject tool call ``call_id``: the tool does not run, and the model sees ``reason`` as its result."""
-        self._handle.signal(f"{APPROVAL_PREFIX}{call_id}", Decision(False, reason).payload())
+        self._handle.signal(approval_signal(call_id), Decision(False, reason).payload())

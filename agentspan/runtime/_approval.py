@@ -12,9 +12,14 @@ from typing import Any
 
 from ..errors import InvalidInputError
 
-__all__ = ["APPROVAL_PREFIX", "Decision", "decision_of"]
+__all__ = ["APPROVAL_PREFIX", "Decision", "approval_signal", "decision_of"]
 
 APPROVAL_PREFIX = "approval:"
+
+
+def approval_signal(call_id: str) -> str:
+    """The signal a decision on tool call ``call_id`` is delivered as."""
+    return f"{APPROVAL_PREFIX}{call_id}"
 
 
 class Decision:

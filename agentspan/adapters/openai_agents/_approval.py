@@ -18,16 +18,11 @@ from typing import Any
 from ...durable._context import Suspended
 from ...durable._definitions import _require
 from ...errors import InvalidInputError
-from ...runtime._approval import APPROVAL_PREFIX, Decision, decision_of
+from ...runtime._approval import Decision, approval_signal, decision_of
 
-__all__ = ["resolve_approvals", "signal_for"]
+__all__ = ["resolve_approvals"]
 
 DEFAULT_REJECTION = "The user rejected this tool call."
-
-
-def signal_for(call_id: str) -> str:
-    """The signal a decision on tool call ``call_id`` is delivered as."""
-    return f"{APPROVAL_PREFIX}{call_id}"
 
 
 def _wait(item: Any) -> Decision:
@@ -36,7 +31,7 @@ def _wait(item: Any) -> Decision:
         raise InvalidInputError(f"tool {item.name!r} needs approval but its call has no id to approve it by")
     ctx = _require("approval")
     details = {"tool": item.name, "arguments": getattr(item, "arguments", None), "call_id": call_id}
-    return decision_of(ctx.wait_for_signal(signal_for(call_id), kind="approval", details=details))
+    return decision_of(ctx.wait_for_signal(approval_signal(call_id), kind="approval", details=details))
 
 
 async def resolve_approvals(

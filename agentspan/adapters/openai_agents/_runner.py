@@ -39,10 +39,9 @@ from ...durable import ExecutionHandle, FunctionDefinition, Runtime
 from ...durable._runtime import find_unfinished
 from ...errors import AgentspanError, ConfigurationError
 from ...runtime import Execution, ExecutionStatus, StepStatus
-from ...runtime._approval import Decision
+from ...runtime._approval import Decision, approval_signal
 from . import _live
 from ._agent import agent_function, execution_input
-from ._approval import signal_for
 
 __all__ = ["DurableStreamedRun", "Runner", "approve", "reject", "use_runtime"]
 
@@ -85,7 +84,7 @@ def _close_default() -> None:
 
 
 def _decide(execution_id: str, call_id: str, decision: Decision) -> Execution:
-    return _default_runtime().client.send_signal(execution_id, signal_for(call_id), decision.payload())
+    return _default_runtime().client.send_signal(execution_id, approval_signal(call_id), decision.payload())
 
 
 def approve(execution_id: str, call_id: str) -> Execution:
