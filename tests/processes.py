@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,38 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
+
+
+@dataclass(frozen=True)
+class KilledAndResumed:
+    """What a run looked like when its first worker was killed, and the run once a second one finished."""
+
+    done_at_kill: set[str]
+    """The tool calls the journal held as completed when the first worker was killed."""
+    requests_before: list[dict[str, Any]]
+    """The model requests the fake server got before the kill."""
+    requests_after: list[dict[str, Any]]
+    """The model requests it got after the kill."""
+    final: Any
+    """The execution as the second worker left it."""
+
+
+def kill_after_and_resume(
+    client: Any, execution_id: str, fake: Any, start: Callable[[], subprocess.Popen[bytes]],
+    tools_done: Callable[[], set[str]], calls: int = 18,
+) -> KilledAndResumed:  # fmt: skip
+    """Start a worker, SIGKILL it once ``calls`` tool calls are recorded, start another and let it finish."""
+    first = start()
+    wait_until(lambda: len(tools_done()) >= calls, f"{calls} tool calls")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done_at_kill = tools_done()
+    requests_at_kill = fake.request_count
+    second = start()
+    wait_until(lambda: client.get_execution(execution_id).status.is_terminal, "the resumed run")
+    stop(second)
+    stop(first)
+    requests = fake.requests
+    return KilledAndResumed(
+        done_at_kill, requests[:requests_at_kill], requests[requests_at_kill:], client.get_execution(execution_id)
+    )

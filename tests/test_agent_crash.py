@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import TESTS, model_turns, stop, wait_until
+from processes import TESTS, kill_after_and_resume, model_turns, stop, wait_until
 
 from agentspan.client import HttpClient
 from agentspan.runtime import ExecutionStatus, StepStatus
@@ -50,19 +50,11 @@ def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path
     log = tmp_path / "tools.log"
     with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
         execution = client.create_execution("researcher", {"prompt": "compare"})
-        first = _worker(server, fake, log)
-        wait_until(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-        done_at_kill = _tools_done(client, execution.id)
-        requests_at_kill = fake.request_count
-        second = _worker(server, fake, log)
-        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
-        stop(second)
-        stop(first)
-        interrupted = client.get_execution(execution.id)
-        resumed_requests = fake.requests[requests_at_kill:]
-        before_requests = fake.requests[:requests_at_kill]
+        run = kill_after_and_resume(
+            client, execution.id, fake, lambda: _worker(server, fake, log), lambda: _tools_done(client, execution.id)
+        )
+        done_at_kill, before_requests, resumed_requests = run.done_at_kill, run.requests_before, run.requests_after
+        interrupted = run.final
 
         # The same run without a crash, for comparison.
         calm = client.create_execution("researcher", {"prompt": "compare"}, idempotency_key="calm")

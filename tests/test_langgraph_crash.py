@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
-from processes import TESTS, log_call, model_turns, stop, wait_until
+from processes import TESTS, kill_after_and_resume, log_call, model_turns, stop, wait_until
 
 from agentspan.adapters.langgraph._graph import execution_input
 from agentspan.client import HttpClient
@@ -117,20 +116,12 @@ def test_killed_after_tool_call_18_the_graph_resumes_at_19(server: str, tmp_path
     log = tmp_path / "tools.log"
     with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
         execution = client.create_execution(name, execution_input(PROMPT))
-        first = _worker(server, fake, log, target)
-        wait_until(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-        done_at_kill = _tools_done(client, execution.id)
-        requests_at_kill = fake.request_count
-        second = _worker(server, fake, log, target)
-        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
-        stop(second)
-        stop(first)
-        final = client.get_execution(execution.id)
-        resumed_requests = fake.requests[requests_at_kill:]
-        before_requests = fake.requests[:requests_at_kill]
-        total_requests = fake.request_count
+        run = kill_after_and_resume(
+            client, execution.id, fake, lambda: _worker(server, fake, log, target),
+            lambda: _tools_done(client, execution.id),
+        )  # fmt: skip
+        done_at_kill, before_requests, resumed_requests = run.done_at_kill, run.requests_before, run.requests_after
+        final, total_requests = run.final, fake.request_count
 
         # The same run without a crash, for comparison.
         calm = client.create_execution(name, execution_input(PROMPT), idempotency_key=f"calm-{name}")

@@ -19,7 +19,7 @@ from typing import Any
 import openai
 import pytest
 from agents import Agent, OpenAIChatCompletionsModel, function_tool
-from processes import TESTS, log_call, model_turns, stop, wait_until
+from processes import TESTS, kill_after_and_resume, log_call, model_turns, stop, wait_until
 
 from agentspan.adapters.openai_agents import agent_function, execution_input
 from agentspan.client import HttpClient
@@ -84,20 +84,11 @@ def test_killed_after_tool_call_18_the_agent_resumes_at_19(server: str, tmp_path
     log = tmp_path / "tools.log"
     with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
         execution = client.create_execution("oa-researcher", execution_input(PROMPT))
-        first = _worker(server, fake, log)
-        wait_until(lambda: len(_tools_done(client, execution.id)) >= 18, "18 tool calls")
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-        done_at_kill = _tools_done(client, execution.id)
-        requests_at_kill = fake.request_count
-        second = _worker(server, fake, log)
-        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the resumed run")
-        stop(second)
-        stop(first)
-        final = client.get_execution(execution.id)
-        resumed_requests = fake.requests[requests_at_kill:]
-        before_requests = fake.requests[:requests_at_kill]
-        total_requests = fake.request_count
+        run = kill_after_and_resume(
+            client, execution.id, fake, lambda: _worker(server, fake, log), lambda: _tools_done(client, execution.id)
+        )
+        done_at_kill, before_requests, resumed_requests = run.done_at_kill, run.requests_before, run.requests_after
+        final, total_requests = run.final, fake.request_count
 
         # The same run without a crash, for comparison.
         calm = client.create_execution("oa-researcher", execution_input(PROMPT), idempotency_key="calm")
