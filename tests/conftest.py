@@ -68,3 +68,21 @@ def http_claim(http_client: HttpClient) -> Claim:
     claim = http_client.claim("w1", ["http-fn"])
     assert claim is not None and claim.execution.id == execution.id
     return claim
+
+
+# --- model providers ------------------------------------------------------------------------------------
+@pytest.fixture
+def model_env_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No provider endpoint or key from the environment leaks into a model test."""
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The providers' backoff waits, recorded instead of slept."""
+    from agentspan.agents.models import _http
+
+    waits: list[float] = []
+    monkeypatch.setattr(_http, "_sleep", waits.append)
+    return waits

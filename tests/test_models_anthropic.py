@@ -11,24 +11,14 @@ import pytest
 import respx
 
 from agentspan.agents import Message, ModelRequest, ModelResponse, ModelSettings, ToolCall, ToolSpec, Usage
-from agentspan.agents.models import AnthropicModel, ModelAuthError, ModelResponseError, ModelServerError, _http
+from agentspan.agents.models import AnthropicModel, ModelAuthError, ModelResponseError, ModelServerError
 from agentspan.errors import ConfigurationError
 
 BASE = "http://claude.test"
 URL = f"{BASE}/v1/messages"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    waits: list[float] = []
-    monkeypatch.setattr(_http, "_sleep", waits.append)
-    return waits
+pytestmark = pytest.mark.usefixtures("model_env_cleared")
 
 
 @pytest.fixture

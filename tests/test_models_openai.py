@@ -31,18 +31,7 @@ BASE = "http://llm.test/v1"
 URL = f"{BASE}/chat/completions"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The backoff waits, recorded instead of slept."""
-    waits: list[float] = []
-    monkeypatch.setattr(_http, "_sleep", waits.append)
-    return waits
+pytestmark = pytest.mark.usefixtures("model_env_cleared")
 
 
 @pytest.fixture
