@@ -73,6 +73,22 @@ def search(query: str) -> str:
     return f"results for {query}"
 
 
+def react_turns(model: Any, messages: list[BaseMessage]) -> list[BaseMessage]:
+    """A hand-written ReAct loop inside one node: model, then its ``search`` calls, until an answer;
+    returns the messages it added."""
+    added: list[BaseMessage] = []
+    while True:
+        reply = model.invoke(messages)
+        messages.append(reply)
+        added.append(reply)
+        if not isinstance(reply, AIMessage) or not reply.tool_calls:
+            return added
+        for call in reply.tool_calls:
+            result = search.invoke({**call, "type": "tool_call"})
+            messages.append(result)
+            added.append(result)
+
+
 class TurnModel(FakeMessagesListChatModel):
     """LangChain's fake list model, answering by turn (the number of AI messages in the conversation),
     so a resumed run gets the reply its turn needs whatever was asked before; supports tool binding."""
@@ -112,17 +128,7 @@ def loop_graph(model: BaseChatModel, name: str = "loop") -> Any:
         messages = list(state["messages"])
         if "system" in settings:
             messages.insert(0, SystemMessage(settings["system"]))
-        added: list[BaseMessage] = []
-        while True:
-            reply = model.invoke(messages)
-            messages.append(reply)
-            added.append(reply)
-            if not isinstance(reply, AIMessage) or not reply.tool_calls:
-                return {"messages": added}
-            for call in reply.tool_calls:
-                result = search.invoke({**call, "type": "tool_call"})
-                messages.append(result)
-                added.append(result)
+        return {"messages": react_turns(model, messages)}
 
     builder = StateGraph(MessagesState)
     builder.add_node("agent", agent)
@@ -266,17 +272,7 @@ def test_subgraph_and_retry_policy_are_replayed_faithfully(service: Service) -> 
 
     def agent(state: MessagesState) -> dict[str, Any]:
         messages = list(state["messages"])
-        added: list[BaseMessage] = []
-        while True:
-            reply = model.invoke(messages)
-            messages.append(reply)
-            added.append(reply)
-            if not isinstance(reply, AIMessage) or not reply.tool_calls:
-                return {"messages": added}
-            for call in reply.tool_calls:
-                result = search.invoke({**call, "type": "tool_call"})
-                messages.append(result)
-                added.append(result)
+        return {"messages": react_turns(model, messages)}
 
     inner = StateGraph(MessagesState)
     inner.add_node("agent", agent, retry_policy=RetryPolicy(max_attempts=3, initial_interval=0.01, jitter=False))
