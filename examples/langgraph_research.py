@@ -5,8 +5,8 @@ After:    result = runtime.run(graph, {"messages": [("user", QUESTION)]})
 
 Every model call and tool call inside the graph becomes a durable step: kill the process in the
 middle, run it again, and it continues without repeating completed calls. Needs OPENAI_API_KEY (or
-OPENAI_BASE_URL pointing at an OpenAI-compatible endpoint) and `pip install 'agentspan[langgraph]'
-langchain-openai`.
+OPENAI_BASE_URL pointing at an OpenAI-compatible endpoint) and Agentspan installed from its repository
+with `pip install -e '.[server,langgraph]' langchain-openai`.
 """
 
 from langchain_core.tools import tool

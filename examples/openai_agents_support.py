@@ -14,7 +14,7 @@ for the turns it already answered. Kill the process at any point and run it agai
 from where it was (if it was waiting for the approval, the call says so and waits for the decision).
 
 Needs OPENAI_API_KEY (or OPENAI_BASE_URL pointing at an OpenAI-compatible endpoint) and
-``pip install 'agentspan[openai-agents]'``.
+Agentspan installed from its repository with ``pip install -e '.[server,openai-agents]'``.
 """
 
 import os

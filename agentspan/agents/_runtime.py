@@ -120,7 +120,7 @@ class AgentRuntime:
         prompt exists (its process died), it is resumed instead of starting over; an explicit
         ``idempotency_key`` makes that exact.
 
-        ``agent`` may also be a compiled LangGraph graph (``pip install 'agentspan[langgraph]'``):
+        ``agent`` may also be a compiled LangGraph graph (the ``langgraph`` extra):
         ``prompt`` is then the graph's own input (``{"messages": [("user", "...")]}``), ``config``
         its run config (JSON, e.g. a ``thread_id``), and ``name`` the name it runs under (default:
         the graph's name unless it is LangGraph's default, else ``"langgraph"``). Every model call
@@ -128,7 +128,7 @@ class AgentRuntime:
         last message of the final state, ``messages`` the state's messages and ``structured`` the
         whole final state as JSON.
 
-        ``agent`` may also be an OpenAI Agents SDK ``Agent`` (``pip install 'agentspan[openai-agents]'``):
+        ``agent`` may also be an OpenAI Agents SDK ``Agent`` (the ``openai-agents`` extra):
         the SDK's ``Runner`` runs it on ``prompt`` (a string or a list of input items) under ``name``
         (default: the agent's name), every model call and function-tool call being a durable step. The
         result's ``output`` is the final output as text, ``structured`` the final output as JSON when

@@ -18,9 +18,9 @@ try:
     import langchain_core  # noqa: F401
     import langgraph  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "the LangGraph adapter needs langgraph and langchain-core: pip install 'agentspan[langgraph]'"
-    ) from exc
+    from ..._install import install_hint
+
+    raise ImportError(f"the LangGraph adapter needs langgraph and langchain-core; {install_hint('langgraph')}") from exc
 
 from ._graph import graph_function, graph_input, graph_name
 from ._patch import install

@@ -19,9 +19,9 @@ Outside an Agentspan run everything behaves as the SDK normally does.
 try:
     import agents  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "the OpenAI Agents SDK adapter needs openai-agents: pip install 'agentspan[openai-agents]'"
-    ) from exc
+    from ..._install import install_hint
+
+    raise ImportError(f"the OpenAI Agents SDK adapter needs openai-agents; {install_hint('openai-agents')}") from exc
 
 from ._agent import agent_function, durable_run_config, execution_input
 from ._model import DurableModel, DurableModelProvider
