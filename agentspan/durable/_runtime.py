@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Container, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,6 +16,7 @@ from ..client import Client
 from ..errors import ConfigurationError, ExecutionCancelledError, ExecutionFailedError
 from ..runtime import Event, Execution, ExecutionStatus, Service, SQLiteStore, Step
 from ..runtime.store._sqlite import Synchronous
+from ..worker._liveness import worker_gone
 from ._codec import Codec, to_json
 from ._definitions import FunctionDefinition
 
@@ -34,13 +35,46 @@ _UNFINISHED = (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING, ExecutionStatus.
 
 
 def find_unfinished(client: Client, name: str, data: Any, *, exclude: Container[str] = ()) -> Execution | None:
-    """An unfinished execution of ``name`` on exactly ``data`` (its process died, or it waits), if any,
-    other than those in ``exclude``."""
+    """An abandoned unfinished execution of ``name`` on exactly ``data``, if any, other than those in
+    ``exclude``: what an implicit resume (same agent, same input, no idempotency key) attaches to.
+
+    Abandoned means no live worker holds it: it waits (for a signal or a timer), a worker ran it and
+    is gone (its process died, or it handed the execution back), or it was never claimed within
+    :data:`CLAIM_GRACE_SECONDS` of its creation. One held by a live worker (another copy of the same
+    script, started at the same time) is not: the caller starts an execution of its own.
+    """
     for status in _UNFINISHED:
         for execution in client.list_executions(status=status, name=name, limit=100).items:
-            if execution.input == data and execution.id not in exclude:
+            if execution.input == data and execution.id not in exclude and _abandoned(client, execution):
                 return execution
     return None
+
+
+CLAIM_GRACE_SECONDS = 2.0
+"""How long a queued, never-claimed execution is taken to belong to the live process that created it."""
+
+
+def _abandoned(client: Client, execution: Execution) -> bool:
+    while True:
+        if execution.status is ExecutionStatus.WAITING:
+            return True
+        if execution.status is ExecutionStatus.RUNNING:
+            gone = worker_gone(execution.worker_id)
+            if gone is not None:
+                return gone
+            expires = execution.lease_expires_at
+            return expires is not None and expires <= datetime.now(UTC)
+        if execution.status is not ExecutionStatus.QUEUED:
+            return False  # finished meanwhile
+        if execution.epoch > 0:
+            return True  # a worker ran it before and let it go (or died and its lease was taken back)
+        left = CLAIM_GRACE_SECONDS - (datetime.now(UTC) - execution.created_at).total_seconds()
+        if left <= 0:
+            return True
+        # Its creator's worker, if alive, claims it within milliseconds: wait for that event.
+        seen = client.get_events(execution.id)
+        client.wait_events(execution.id, after=seen[-1].id if seen else 0, timeout=left)
+        execution = client.get_execution(execution.id)
 
 
 def default_synchronous() -> Synchronous:
@@ -262,26 +296,12 @@ def expire_dead_local_workers(service: Service) -> list[str]:
     Without this, they wait for their lease to expire; with it, re-running a script after a crash
     resumes at once. Returns the re-queued execution ids.
     """
-    host = socket.gethostname()
     dead: set[str] = set()
     cursor = None
     while True:
         page = service.list_executions(status=ExecutionStatus.RUNNING, limit=1000, cursor=cursor)
-        for execution in page.items:
-            parts = (execution.worker_id or "").split(":")
-            if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _alive(int(parts[1])):
-                dead.add(execution.worker_id or "")
+        dead.update(e.worker_id for e in page.items if e.worker_id and worker_gone(e.worker_id))
         cursor = page.next_cursor
         if cursor is None:
             break
     return service.expire_leases(sorted(dead)) if dead else []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

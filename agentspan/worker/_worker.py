@@ -6,11 +6,8 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import os
 import signal
-import socket
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import Any
@@ -22,6 +19,7 @@ from ..durable._definitions import FunctionDefinition
 from ..durable._writer import JournalWriter
 from ..errors import AgentspanError, ConfigurationError, LeaseLostError, NotJSONError
 from ..runtime import Claim, FinishRecord
+from ._liveness import worker_id_for_process
 
 __all__ = ["Worker", "default_worker_id"]
 
@@ -29,8 +27,9 @@ log = logging.getLogger("agentspan.worker")
 
 
 def default_worker_id() -> str:
-    """``host:pid:random``: unique, and says where the worker runs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """``host:pid:token.random``: unique, says where the worker runs, and lets this host tell when its
+    process died (the token names a lock file the live process holds)."""
+    return worker_id_for_process()
 
 
 class _Interrupted(Exception):

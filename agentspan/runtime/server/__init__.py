@@ -7,7 +7,7 @@ try:
     import fastapi  # noqa: F401
     import uvicorn  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    from .._install import install_hint
+    from ..._install import install_hint
 
     raise ImportError(f"the Agentspan server needs FastAPI and uvicorn; {install_hint('server')}") from exc
 
