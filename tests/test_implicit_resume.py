@@ -12,11 +12,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from processes import TESTS
 
 from agentspan.runtime import ExecutionStatus, Service, SQLiteStore
 from agentspan.worker._liveness import worker_gone, worker_id_for_process
-
-from processes import TESTS
 
 SCRIPT = textwrap.dedent(
     """
@@ -60,7 +59,7 @@ def test_two_copies_of_a_script_started_together_run_separate_executions(tmp_pat
         for _ in range(2)
     ]  # fmt: skip
     outputs = [copy.communicate(timeout=90) for copy in copies]
-    for copy, (out, err) in zip(copies, outputs, strict=True):
+    for copy, (_out, err) in zip(copies, outputs, strict=True):
         assert copy.returncode == 0, err.decode()
         assert b"resuming" not in err, "nothing crashed, so nothing resumes"
     ids = {out.split()[0] for out, _ in outputs}
