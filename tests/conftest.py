@@ -86,3 +86,14 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
     monkeypatch.setattr(_http, "_sleep", waits.append)
     return waits
+
+
+SLOW_TEST_TIMEOUT = 240.0
+"""Per-test limit for tests marked ``slow`` (several processes, leases): they take 20-35 s alone but
+far longer on a loaded 2-core machine, and the default 60 s limit made them fail for load, not bugs."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))

@@ -78,7 +78,7 @@ def start_worker(
     )  # fmt: skip
 
 
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = 150.0) -> None:
     """Poll ``predicate`` every 5 ms until it is true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():
