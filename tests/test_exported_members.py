@@ -28,7 +28,9 @@ EXPECTED = {
         "ModelSettings", "PendingApproval", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec",
         "Usage", "tool",
     ],
-    "agentspan.adapters.langgraph": ["graph_function", "graph_input", "graph_name", "install"],
+    "agentspan.adapters.langgraph": [
+        "DurableGraph", "durable", "graph_function", "graph_input", "graph_name", "install", "use_runtime",
+    ],
     "agentspan.adapters.openai_agents": [
         "DurableModel", "DurableModelProvider", "DurableStreamedRun", "Runner", "agent_function", "approve",
         "durable_run_config", "execution_input", "install", "reject", "use_runtime",

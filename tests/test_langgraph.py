@@ -194,7 +194,19 @@ def uninterrupted(service: Service, graph: Any, value: Any = PROMPT) -> Any:
 
 # --- the adapter's surface ------------------------------------------------------------------------------
 def test_public_exports_are_frozen_and_sorted() -> None:
-    assert lg.__all__ == sorted(lg.__all__) == ["graph_function", "graph_input", "graph_name", "install"]
+    assert (
+        lg.__all__
+        == sorted(lg.__all__)
+        == [
+            "DurableGraph",
+            "durable",
+            "graph_function",
+            "graph_input",
+            "graph_name",
+            "install",
+            "use_runtime",
+        ]
+    )
 
 
 def test_graph_names_and_input_conversion() -> None:

@@ -200,22 +200,12 @@ class AgentRuntime:
         call starts a new execution (``.execution_id``); items are forwarded only while this
         process's worker runs it (a run resumed elsewhere after a crash streams nothing here).
         """
-        from ..adapters.langgraph._graph import execution_input, graph_function
-        from ..adapters.langgraph._result import GraphHandle
-        from ..adapters.langgraph._stream import GraphStream, open_sink
+        from ..adapters.langgraph._dropin import start_stream
+        from ..adapters.langgraph._graph import graph_function
 
         if not is_graph(graph):
             raise ConfigurationError(f"stream() runs compiled LangGraph graphs, not {type(graph).__name__}")
-        fn = graph_function(graph, name)
-        sink = open_sink(stream_mode)
-        try:
-            data = execution_input(input, config, sink.token)
-            execution = self.client.create_execution(FunctionDefinition.of(fn).name, data)
-            self._runtime.ensure_worker(fn)
-        except BaseException:
-            sink.close()
-            raise
-        return GraphStream(GraphHandle(ExecutionHandle(self.client, execution.id)), sink)
+        return start_stream(self._runtime, graph_function(graph, name), input, config, stream_mode)
 
     def _unfinished(self, name: str, data: dict[str, Any]) -> Execution | None:
         return find_unfinished(self.client, name, data)
@@ -245,9 +235,24 @@ class AgentRuntime:
         return AgentHandle(self._runtime.handle(execution_id), output_type)
 
     # --- deploying and serving ----------------------------------------------------------------------
-    def deploy(self, agent: Agent) -> Definition:
-        """Register the agent's definition by name, so any process can start it by name."""
-        return self.client.put_definition(agent.name, agent.describe(), kind="agent")
+    def deploy(self, agent: Agent | Any, *, name: str | None = None) -> Definition:
+        """Register the agent's definition by name, so any process can start it by name.
+
+        ``agent`` may also be a compiled LangGraph graph or an OpenAI Agents SDK agent (registered under
+        ``name``, default the name it runs under, with a description of its nodes or tools); a worker
+        serving it (:meth:`serve`, ``agentspan worker``) runs the executions started by that name.
+        """
+        if is_graph(agent) or is_openai_agent(agent):
+            fn = durable_function(agent, name)
+            return self.client.put_definition(
+                FunctionDefinition.of(fn).name, describe_framework_agent(agent), kind="agent"
+            )
+        if not isinstance(agent, Agent):
+            raise ConfigurationError(
+                f"deploy() takes an Agent, a compiled LangGraph graph or an OpenAI Agents SDK agent, not"
+                f" {type(agent).__name__}"
+            )
+        return self.client.put_definition(name or agent.name, agent.describe(), kind="agent")
 
     def serve(self, *agents: Agent | Any, handle_signals: bool = True) -> None:
         """Run a worker for ``agents`` in this thread until stopped (SIGTERM: finish or release the step).
@@ -270,15 +275,31 @@ def is_openai_agent(obj: Any) -> bool:
     return any(cls.__name__ == "Agent" and cls.__module__.startswith("agents.") for cls in type(obj).__mro__)
 
 
-def durable_function(agent: Any) -> Callable[..., Any]:
+def durable_function(agent: Any, name: str | None = None) -> Callable[..., Any]:
     """The durable function a worker runs for an :class:`Agent`, a compiled LangGraph graph or an
-    OpenAI Agents SDK agent."""
+    OpenAI Agents SDK agent (the latter two under ``name`` when given)."""
     if is_graph(agent):
         from ..adapters.langgraph._graph import graph_function
 
-        return graph_function(agent)
+        return graph_function(agent, name)
     if is_openai_agent(agent):
         from ..adapters.openai_agents._agent import agent_function as openai_agent_function
 
-        return openai_agent_function(agent)
+        return openai_agent_function(agent, name)
     return agent_function(agent)
+
+
+def describe_framework_agent(agent: Any) -> dict[str, Any]:
+    """What ``deploy`` registers for a LangGraph graph or an SDK agent: its framework and its parts."""
+    if is_graph(agent):
+        nodes = [node for node in getattr(agent, "nodes", {}) if not node.startswith("__")]
+        return {"framework": "langgraph", "nodes": nodes}
+    model = getattr(agent, "model", None)
+    instructions = getattr(agent, "instructions", None)
+    return {
+        "framework": "openai-agents",
+        "model": model if isinstance(model, str) or model is None else type(model).__name__,
+        "instructions": instructions if isinstance(instructions, str) else None,
+        "tools": [getattr(tool, "name", type(tool).__name__) for tool in getattr(agent, "tools", [])],
+        "handoffs": [getattr(h, "name", type(h).__name__) for h in getattr(agent, "handoffs", [])],
+    }

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
@@ -65,6 +66,20 @@ def graph_name(graph: Any, name: str | None = None) -> str:
 def graph_input(value: Any) -> Any:
     """The graph input as JSON for an execution (``("user", "...")`` tuples become message dicts)."""
     return input_to_json(value)
+
+
+def _has_messages(graph: Any) -> bool:
+    return "messages" in (getattr(graph, "channels", None) or {})
+
+
+def _graph_value(graph: Any, input: Any, prompt: Any) -> Any:
+    """What the graph is invoked with: a string means one user message for a graph with a ``messages``
+    channel (as ``graph.invoke("...")`` would need), and an execution started by name (``{"prompt":
+    ...}``, from ``start(name, prompt)`` or ``agentspan run NAME PROMPT``) is its prompt."""
+    value = decode_state(prompt if input is None and prompt is not None else input)
+    if isinstance(value, str) and _has_messages(graph):
+        return {"messages": [HumanMessage(value)]}
+    return value
 
 
 def _is_async(graph: Any, seen: set[int] | None = None) -> bool:
@@ -217,7 +232,7 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
     if _is_async(graph):
 
         async def async_entry(
-            input: Any = None, config: dict[str, Any] | None = None, stream: str | None = None
+            input: Any = None, config: dict[str, Any] | None = None, stream: str | None = None, prompt: Any = None
         ) -> Any:
             cfg = copy.deepcopy(config or {})
             configurable = _thread_config(graph, cfg)
@@ -231,7 +246,7 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
             sink = find_sink(stream)
             try:
                 with _run_scope(cfg):
-                    state = await _arun(graph, decode_state(input), cfg, sink)
+                    state = await _arun(graph, _graph_value(graph, input, prompt), cfg, sink)
                     count = 0
                     while pending := _interrupts(state, configurable):
                         count += 1
@@ -246,7 +261,9 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
         entry: Callable[..., Any] = async_entry
     else:
 
-        def sync_entry(input: Any = None, config: dict[str, Any] | None = None, stream: str | None = None) -> Any:
+        def sync_entry(
+            input: Any = None, config: dict[str, Any] | None = None, stream: str | None = None, prompt: Any = None
+        ) -> Any:
             cfg = copy.deepcopy(config or {})
             configurable = _thread_config(graph, cfg)
             if configurable is not None:
@@ -259,7 +276,7 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
             sink = find_sink(stream)
             try:
                 with _run_scope(cfg):
-                    state = _run(graph, decode_state(input), cfg, sink)
+                    state = _run(graph, _graph_value(graph, input, prompt), cfg, sink)
                     count = 0
                     while pending := _interrupts(state, configurable):
                         count += 1

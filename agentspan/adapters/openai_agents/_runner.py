@@ -27,9 +27,7 @@ has not arrived yet).
 from __future__ import annotations
 
 import asyncio
-import atexit
 import sys
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,51 +38,15 @@ from ...durable._runtime import find_unfinished
 from ...errors import AgentspanError, ConfigurationError
 from ...runtime import Execution, ExecutionStatus, StepStatus
 from ...runtime._approval import Decision, approval_signal
+from .._default_runtime import default_runtime, use_runtime
 from . import _live
 from ._agent import agent_function, execution_input
 
 __all__ = ["DurableStreamedRun", "Runner", "approve", "reject", "use_runtime"]
 
-_lock = threading.Lock()
-_runtime: Runtime | None = None
-_owned = False
-
-
-def use_runtime(runtime: Any) -> None:
-    """Keep the drop-in ``Runner``'s executions in ``runtime`` (a ``Runtime`` or an ``AgentRuntime``),
-    instead of the process-wide default."""
-    global _runtime, _owned
-    found = getattr(runtime, "_runtime", runtime)
-    if not isinstance(found, Runtime):
-        raise ConfigurationError(f"use_runtime() takes a Runtime or an AgentRuntime, not {type(runtime).__name__}")
-    with _lock:
-        previous, owned = _runtime, _owned
-        _runtime, _owned = found, False
-    if owned and previous is not None and previous is not found:
-        previous.close()
-
-
-def _default_runtime() -> Runtime:
-    global _runtime, _owned
-    with _lock:
-        if _runtime is None:
-            _runtime, _owned = Runtime(), True
-            atexit.register(_close_default)
-        return _runtime
-
-
-def _close_default() -> None:
-    global _runtime
-    with _lock:
-        runtime, owned = _runtime, _owned
-        if owned:
-            _runtime = None
-    if owned and runtime is not None:
-        runtime.close()
-
 
 def _decide(execution_id: str, call_id: str, decision: Decision) -> Execution:
-    return _default_runtime().client.send_signal(execution_id, approval_signal(call_id), decision.payload())
+    return default_runtime().client.send_signal(execution_id, approval_signal(call_id), decision.payload())
 
 
 def approve(execution_id: str, call_id: str) -> Execution:
@@ -115,7 +77,7 @@ def _start(
     fn = agent_function(agent)
     name = FunctionDefinition.of(fn).name
     data = execution_input(value)
-    runtime = _default_runtime()
+    runtime = default_runtime()
     live = _live.LiveCall(kwargs, run_config, asyncio.Queue() if loop is not None else None, loop)
     with _live.registering() as calls:
         # A run this process is running for another caller right now is that caller's: start another.
