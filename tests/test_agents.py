@@ -247,6 +247,18 @@ def test_sub_agents_are_tools_whose_steps_nest(runtime: AgentRuntime) -> None:
     assert calls["deep"] == 1
 
 
+def test_token_usage_counts_the_sub_agents_model_calls(runtime: AgentRuntime) -> None:
+    helper = Agent(
+        name="helper", model=ScriptedModel([[("search_web", {"query": "deep"})], "found deep"]), tools=[search_web]
+    )
+    boss = Agent(name="boss", model=ScriptedModel([[("helper", {"request": "dig"})], "boss done"]), agents=[helper])
+    result = runtime.run(boss, "delegate")
+    llm = [s for s in runtime.client.get_journal(result.execution_id) if s.kind == "llm"]
+    assert len(llm) == 4 and all(s.usage for s in llm)
+    for field in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        assert getattr(result.token_usage, field) == sum(s.usage[field] for s in llm if s.usage), field
+
+
 # --- durability -------------------------------------------------------------------------------------------
 def test_a_crashed_run_resumes_without_repeating_model_or_tool_calls(db_path: Path, capsys: Any) -> None:
     model = ScriptedModel(_tool_turns([f"q{i}" for i in range(1, 6)], final="five"))

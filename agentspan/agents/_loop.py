@@ -121,6 +121,8 @@ class _Run:
             answer = await run_step_async(
                 "agent", sub.name, {"request": request}, lambda: run_agent(sub, request), identity=identity
             )
+            # The sub-agent's model calls (and its own sub-agents') count in this run's usage too.
+            self.usage = self.usage + Usage.model_validate(answer.get("usage") or {})
             return str(answer["output"])
         definition = self.tools.get(call.name)
         if definition is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import logging
@@ -19,6 +18,7 @@ from ..durable._definitions import FunctionDefinition
 from ..durable._writer import JournalWriter
 from ..errors import AgentspanError, ConfigurationError, LeaseLostError, NotJSONError
 from ..runtime import Claim, FinishRecord
+from ._aio import run_async
 from ._liveness import worker_id_for_process
 
 __all__ = ["Worker", "default_worker_id"]
@@ -71,7 +71,6 @@ class Worker:
         self.poll_seconds = poll_seconds
         self._stopping = threading.Event()
         self._current: DurableContext | None = None
-        self._aio: asyncio.Runner | None = None
 
     @property
     def names(self) -> list[str]:
@@ -99,23 +98,18 @@ class Worker:
                 step finishes, the execution is released for another worker, the loop ends.
         """
         count = 0
-        # One event loop for all the async executions this worker runs, so that async clients shared
-        # across runs (an AsyncOpenAI with kept-alive connections) stay bound to a live loop.
-        with self._signals() if handle_signals else contextlib.nullcontext(), asyncio.Runner() as self._aio:
-            try:
-                while not self._stopping.is_set() and (max_executions is None or count < max_executions):
-                    try:
-                        claim = self.client.claim(
-                            self.worker_id, self.names, wait_seconds=self.poll_seconds, lease_seconds=self.lease_seconds
-                        )
-                    except _Interrupted:
-                        break
-                    if claim is None:
-                        continue
-                    self.execute(claim)
-                    count += 1
-            finally:
-                self._aio = None
+        with self._signals() if handle_signals else contextlib.nullcontext():
+            while not self._stopping.is_set() and (max_executions is None or count < max_executions):
+                try:
+                    claim = self.client.claim(
+                        self.worker_id, self.names, wait_seconds=self.poll_seconds, lease_seconds=self.lease_seconds
+                    )
+                except _Interrupted:
+                    break
+                if claim is None:
+                    continue
+                self.execute(claim)
+                count += 1
         return count
 
     def run_once(self, *, wait_seconds: float = 0.0) -> bool:
@@ -172,7 +166,7 @@ class Worker:
         record: FinishRecord
         try:
             with ctx.activate():
-                result = _call(definition.fn, data, self._aio)
+                result = _call(definition.fn, data)
             try:
                 output = definition.codec.encode(result, f"the result of {definition.name}")
                 record = FinishRecord(status="completed", output=output)
@@ -191,12 +185,12 @@ class Worker:
         writer.write(record)
 
 
-def _call(fn: Callable[..., Any], data: Any, aio: asyncio.Runner | None) -> Any:
+def _call(fn: Callable[..., Any], data: Any) -> Any:
     kwargs = data if isinstance(data, dict) else {}
     if not isinstance(data, dict) and data is not None:
         raise TypeError(f"the input of a durable function must be an object of arguments, not {type(data).__name__}")
     if inspect.iscoroutinefunction(fn):
-        return aio.run(fn(**kwargs)) if aio is not None else asyncio.run(fn(**kwargs))
+        return run_async(fn(**kwargs))  # on the process's one loop (see ._aio)
     return fn(**kwargs)
 
 
