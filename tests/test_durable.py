@@ -225,6 +225,9 @@ def test_strict_divergence_fails_the_execution(service: Service) -> None:
     assert execution.status is ExecutionStatus.FAILED
     assert execution.error is not None and execution.error.type.endswith("DivergenceError")
     assert "v2" not in calls
+    # The divergence is on record (an event), and nothing recorded was dropped for it.
+    assert [e.type for e in service.get_events(eid) if e.type == "divergence"] == ["divergence"]
+    assert [s.output for s in service.get_journal(eid, include_superseded=True)] == ["done intro", "done v1"]
 
 
 @durable.step
