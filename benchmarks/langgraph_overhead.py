@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _stats import runs as run_stats
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -120,17 +121,21 @@ def main() -> None:
     per_superstep = (saver - base) / supersteps
     per_call = (adapter - base) / calls
     print(
-        f"\nReAct graph, {args.turns} turns ({calls} model+tool calls, {supersteps} supersteps), median of {args.rounds}\n"
+        f"\nReAct graph, {args.turns} turns ({calls} model+tool calls, {supersteps} supersteps), {args.rounds} runs\n"
     )
-    print("| run | total | vs plain | durability cost |")
-    print("|---|---|---|---|")
-    print(f"| plain graph (no checkpointer) | {base * 1e3:.1f} ms | 1.00× | – |")
-    print(
-        f"| LangGraph SqliteSaver | {saver * 1e3:.1f} ms | {saver / base:.2f}× | {per_superstep * 1e3:.3f} ms per superstep |"
+    print("| run | total (median run) | mean run | slowest run | vs plain (median) | durability cost (median run) |")
+    print("|---|---|---|---|---|---|")
+    rows = (
+        ("plain", "plain graph (no checkpointer)", "–"),
+        ("saver", "LangGraph SqliteSaver", f"{per_superstep * 1e3:.3f} ms per superstep"),
+        ("adapter", "Agentspan adapter (SQLite FULL)", f"{per_call * 1e3:.3f} ms per call"),
     )
-    print(
-        f"| Agentspan adapter (SQLite FULL) | {adapter * 1e3:.1f} ms | {adapter / base:.2f}× | {per_call * 1e3:.3f} ms per call |"
-    )
+    for key, label, cost in rows:
+        found = run_stats(runs[key])
+        print(
+            f"| {label} | {found['median_ms']:.1f} ms | {found['mean_ms']:.1f} ms | {found['max_ms']:.1f} ms |"
+            f" {found['median_ms'] / 1e3 / base:.2f}× | {cost} |"
+        )
     print(f"\nadapter cost per call / checkpointer cost per superstep: {per_call / per_superstep:.2f}")
 
 

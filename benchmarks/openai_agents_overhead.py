@@ -26,6 +26,7 @@ from typing import Any
 
 os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
 
+from _stats import runs as run_stats
 from agents import Agent, ModelResponse, Runner, SQLiteSession, Usage, function_tool
 from agents.models.interface import Model
 from openai.types.responses import (
@@ -151,13 +152,17 @@ def main() -> None:
         for key, (_, fn) in ways.items():
             runs[key].append(fn(args.turns))
     base = statistics.median(runs["plain"])
-    print(f"\nSDK agent, {args.turns} turns ({calls} model and tool calls), median of {args.rounds} runs\n")
-    print("| run | total | vs plain | cost per call |")
-    print("|---|---|---|---|")
+    print(f"\nSDK agent, {args.turns} turns ({calls} model and tool calls), {args.rounds} runs\n")
+    print("| run | total (median run) | mean run | slowest run | vs plain (median) | cost per call (median run) |")
+    print("|---|---|---|---|---|---|")
     for key, (label, _) in ways.items():
-        total = statistics.median(runs[key])
+        found = run_stats(runs[key])
+        total = found["median_ms"] / 1e3
         cost = "–" if key == "plain" else f"{(total - base) / calls * 1e3:.3f} ms"
-        print(f"| {label} | {total * 1e3:.1f} ms | {total / base:.2f}× | {cost} |")
+        print(
+            f"| {label} | {total * 1e3:.1f} ms | {found['mean_ms']:.1f} ms | {found['max_ms']:.1f} ms |"
+            f" {total / base:.2f}× | {cost} |"
+        )
 
 
 if __name__ == "__main__":
