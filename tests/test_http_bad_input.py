@@ -30,7 +30,8 @@ STEP = {"type": "step", "key": "s1", "kind": "tool", "name": "search", "status":
 @pytest.fixture
 def http_raw(http_server: ServerHandle) -> Iterator[httpx.Client]:
     """A bare httpx client of the API root, to send what ``HttpClient`` never would."""
-    with httpx.Client(base_url=http_server.url, timeout=30) as raw:
+    headers = {"Content-Type": "application/json"}  # as every client sends; without it the answer is 415
+    with httpx.Client(base_url=http_server.url, timeout=30, headers=headers) as raw:
         yield raw
 
 

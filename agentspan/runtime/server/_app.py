@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from ._auth import BearerAuth
 from ._bodies import BODIES
 from ._errors import install_error_handlers
 from ._fast import RecordsFastPath
+from ._guard import RequestGuard
 from ._limits import BodySizeLimit
 from ._routes import health, router
 
@@ -36,6 +37,7 @@ def create_app(
     auth_token: str | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     keepalive_seconds: float = 15.0,
+    allowed_hosts: Collection[str] = (),
 ) -> FastAPI:
     """The HTTP API of ``service`` under ``/api``, with ``/health`` and the OpenAPI document.
 
@@ -48,6 +50,9 @@ def create_app(
             ``Authorization: Bearer <auth_token>``.
         max_request_bytes: Larger request bodies are refused with 413 before anything is parsed.
         keepalive_seconds: How often an idle event stream sends a keep-alive comment.
+        allowed_hosts: ``Host`` names (any port) accepted on a loopback address besides
+            ``localhost``, ``127.0.0.1`` and ``[::1]`` with the server's port: for a reverse proxy on
+            the same machine that passes its own host name on.
 
     Raises:
         ConfigurationError: ``auth_token`` is empty or ``max_request_bytes`` is not positive.
@@ -86,6 +91,8 @@ def create_app(
         app.add_middleware(BearerAuth, token=auth_token)
     # Added last, so it is the outermost: the per-step write skips the rest of the stack.
     app.add_middleware(RecordsFastPath, service=service, auth_token=auth_token, max_bytes=max_request_bytes)
+    # Outermost of all, the fast path included: refuse what a web page could send before anything else.
+    app.add_middleware(RequestGuard, allowed_hosts=allowed_hosts)
     app.openapi = _openapi_with_bodies(app)  # type: ignore[method-assign]
     return app
 
