@@ -57,9 +57,6 @@ _DEFINITIONS = TypeAdapter(list[Definition])
 
 _JSON = "application/json"
 _NO_CONTENT = 204
-# Timestamps round-trip through microsecond datetimes; an execution created this long before the
-# request started is an existing one (the answer is then 200 instead of 201).
-_CLOCK_SLACK = 0.001
 
 _EventId = Annotated[int, Query(ge=-MAX_INT - 1, le=MAX_INT)]
 
@@ -159,10 +156,9 @@ async def heartbeat(execution_id: str, request: Request) -> Response:
 async def create_execution(request: Request) -> Response:
     """Queue an execution; the same idempotency key returns the existing one."""
     body = await _CREATE.read(request)
-    service = _service(request)
-    started = service.now()
-    execution = service.create_execution(body.name, body.input, idempotency_key=body.idempotency_key)
-    created = body.idempotency_key is None or execution.created_at.timestamp() >= started - _CLOCK_SLACK
+    execution, created = _service(request).create_or_get_execution(
+        body.name, body.input, idempotency_key=body.idempotency_key
+    )
     return _json(execution, 201 if created else 200)
 
 
