@@ -18,9 +18,9 @@ from processes import wait_until
 
 from agentspan.client import HttpClient
 from agentspan.runtime import Claim, Event, Service, Step
-from agentspan.runtime.server._app import create_app
+from agentspan.runtime.server._app import DEFAULT_MAX_REQUEST_BYTES, create_app
 from agentspan.runtime.server._run import uvicorn_server
-from agentspan.testing import ServerHandle
+from agentspan.testing import ServerHandle, serve_in_thread
 
 STEP = {"type": "step", "key": "s1", "kind": "tool", "name": "search", "status": "completed", "output": 1}
 JSON = {"Content-Type": "application/json"}
@@ -49,7 +49,7 @@ def _records_body(claim: Claim) -> bytes:
 def _refused(response: httpx.Response, status: int) -> str:
     assert response.status_code == status, response.text
     error = response.json()["error"]
-    assert error["type"] in ("InvalidInputError", "UnauthorizedError")
+    assert error["type"] in ("InvalidInputError", "UnauthorizedError", "PayloadTooLargeError")
     message: str = error["message"]
     return message
 
@@ -206,3 +206,86 @@ def test_allowed_hosts_are_accepted_with_any_port(proxied_server: int) -> None:
     assert httpx.get(url, headers={"Host": "agents.example.com"}).status_code == 200
     assert httpx.get(url, headers={"Host": "Agents.Example.com:443"}).status_code == 200
     assert httpx.get(url, headers={"Host": "evil.example"}).status_code == 403
+
+
+# --- the records fast path keeps the token check and the size limit; signals keep the payload limit ----
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def auth_server(service: Service) -> Iterator[ServerHandle]:
+    with serve_in_thread(service, auth_token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def auth_claim(service: Service) -> Claim:
+    service.create_execution("fn", None)
+    claim = service.claim("w1", ["fn"])
+    assert claim is not None
+    return claim
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", TOKEN, f"Bearer {TOKEN}x", "Basic czNjcmV0"])
+def test_records_without_the_right_token_are_401_and_write_nothing(
+    auth_server: ServerHandle, auth_claim: Claim, service: Service, authorization: str | None
+) -> None:
+    execution_id = auth_claim.execution.id
+    before = _state(service, execution_id)
+    headers = {**JSON} if authorization is None else {**JSON, "Authorization": authorization}
+    url = f"{auth_server.url}/executions/{execution_id}/records"
+    response = httpx.post(url, content=_records_body(auth_claim), headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["type"] == "UnauthorizedError"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert _state(service, execution_id) == before
+
+
+def test_records_with_the_token_are_written(auth_server: ServerHandle, auth_claim: Claim, service: Service) -> None:
+    url = f"{auth_server.url}/executions/{auth_claim.execution.id}/records"
+    headers = {**JSON, "Authorization": f"Bearer {TOKEN}"}
+    response = httpx.post(url, content=_records_body(auth_claim), headers=headers)
+    assert response.status_code == 200, response.text
+    assert [step.key for step in service.get_journal(auth_claim.execution.id)] == ["s1"]
+
+
+def _oversized_records(claim: Claim) -> bytes:
+    """A valid records body with one tiny step, padded with whitespace past the 16 MiB request limit."""
+    body = _records_body(claim)
+    return body[:-1] + b" " * DEFAULT_MAX_REQUEST_BYTES + b"}"
+
+
+def test_records_over_the_request_limit_are_413_and_write_nothing(
+    raw: httpx.Client, http_claim: Claim, service: Service
+) -> None:
+    execution_id = http_claim.execution.id
+    before = _state(service, execution_id)
+    response = raw.post(f"/executions/{execution_id}/records", content=_oversized_records(http_claim), headers=JSON)
+    assert "over the limit" in _refused(response, 413)
+    assert response.json()["error"]["type"] == "PayloadTooLargeError"
+    assert _state(service, execution_id) == before
+
+
+def test_chunked_records_over_the_request_limit_are_413_and_write_nothing(
+    raw: httpx.Client, http_claim: Claim, service: Service
+) -> None:
+    execution_id = http_claim.execution.id
+    before = _state(service, execution_id)
+    body = _oversized_records(http_claim)
+    chunks = (body[start : start + (1 << 16)] for start in range(0, len(body), 1 << 16))
+    response = raw.post(f"/executions/{execution_id}/records", content=chunks, headers=JSON)
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert response.status_code == 413, response.text
+    assert _state(service, execution_id) == before
+
+
+def test_signal_payload_over_the_payload_limit_is_413_and_delivers_nothing(raw: httpx.Client, service: Service) -> None:
+    """Under the 16 MiB request limit, over the 4 MiB payload limit."""
+    execution = service.create_execution("fn", None)
+    before = _state(service, execution.id)
+    url = f"/executions/{execution.id}/signals/reply"
+    response = raw.post(url, json={"payload": "x" * (5 * 1024 * 1024)}, headers=JSON)
+    assert "over the limit" in _refused(response, 413)
+    assert _state(service, execution.id) == before
+    # Nothing was recorded: the same signal with another payload is delivered, not a conflict.
+    assert raw.post(url, json={"payload": "small"}, headers=JSON).status_code == 200
