@@ -16,6 +16,7 @@ from ...errors import ConfigurationError
 from .._service import Service
 from ._auth import BearerAuth
 from ._bodies import BODIES
+from ._docs import install_docs
 from ._errors import install_error_handlers
 from ._fast import RecordsFastPath
 from ._guard import RequestGuard
@@ -76,7 +77,7 @@ def create_app(
         version=__version__,
         description="Durable executions, their journals, the work queue, signals and event streams.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served from the package by install_docs, not from a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -84,6 +85,7 @@ def create_app(
     app.state.keepalive_seconds = keepalive_seconds
     app.include_router(router, prefix="/api")
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
+    install_docs(app, docs_url="/api/docs", openapi_url="/api/openapi.json", title=app.title)
     install_error_handlers(app)
     # The last middleware added is the outermost: authenticate before reading any body.
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
