@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from pydantic.json_schema import models_json_schema
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from ... import __version__
 from ...errors import ConfigurationError
 from .._service import Service
 from ._auth import BearerAuth
-from ._bodies import BODIES
 from ._docs import install_docs
-from ._errors import install_error_handlers
+from ._errors import install_error_handlers, route_methods
 from ._fast import RecordsFastPath
 from ._guard import RequestGuard
 from ._limits import BodySizeLimit
+from ._openapi import install_openapi
 from ._routes import health, router
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "create_app"]
@@ -87,6 +87,9 @@ def create_app(
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     install_docs(app, docs_url="/api/docs", openapi_url="/api/openapi.json", title=app.title)
     install_error_handlers(app)
+    paths = [("/api" + route.path, route.methods or ()) for route in router.routes if isinstance(route, APIRoute)]
+    paths += [(route.path, route.methods or ()) for route in app.router.routes if isinstance(route, Route)]
+    app.state.route_methods = route_methods(paths)  # the Allow header of 405 answers
     # The last middleware added is the outermost: authenticate before reading any body.
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     if auth_token is not None:
@@ -95,7 +98,7 @@ def create_app(
     app.add_middleware(RecordsFastPath, service=service, auth_token=auth_token, max_bytes=max_request_bytes)
     # Outermost of all, the fast path included: refuse what a web page could send before anything else.
     app.add_middleware(RequestGuard, allowed_hosts=allowed_hosts)
-    app.openapi = _openapi_with_bodies(app)  # type: ignore[method-assign]
+    install_openapi(app)
     return app
 
 
@@ -106,21 +109,3 @@ async def _expire_leases_forever(service: Service) -> None:
             service.expire_leases()  # one short transaction: cheaper inline than in a thread
         except Exception:
             logger.exception("expiring leases failed; retrying in %s s", _LEASE_SWEEP_SECONDS)
-
-
-def _openapi_with_bodies(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """FastAPI's OpenAPI document plus the schemas of the bodies the routes read themselves."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document = FastAPI.openapi(app)
-            _, defs = models_json_schema(
-                [(model, "validation") for model in BODIES], ref_template="#/components/schemas/{model}"
-            )
-            schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            for name, schema in defs.get("$defs", {}).items():
-                schemas.setdefault(name, schema)
-        assert app.openapi_schema is not None
-        return app.openapi_schema
-
-    return openapi
