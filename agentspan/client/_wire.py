@@ -57,7 +57,8 @@ class WireConnection:
         self._host = parts.hostname or "localhost"
         self._port = parts.port or (443 if self._https else 80)
         self._prefix = parts.path.rstrip("/")
-        host_header = self._host if parts.port is None else f"{self._host}:{self._port}"
+        name = f"[{self._host}]" if ":" in self._host else self._host  # an IPv6 address goes in brackets
+        host_header = name if parts.port is None else f"{name}:{self._port}"
         fixed = {"Host": host_header, **headers}
         self._head = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
         self._timeout = timeout

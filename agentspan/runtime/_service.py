@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..errors import InvalidInputError, NotFoundError, NotJSONError, PayloadTooLargeError
+from ..errors import ConflictError, InvalidInputError, NotFoundError, NotJSONError, PayloadTooLargeError
 from ._approval import APPROVAL_PREFIX, decision_of
 from ._models import (
     Claim,
@@ -23,6 +23,7 @@ from ._models import (
     Execution,
     ExecutionPage,
     ExecutionStatus,
+    FinishRecord,
     Heartbeat,
     Record,
     Step,
@@ -43,6 +44,17 @@ _MAX_SLEEP = 1.0
 
 def _events_topic(execution_id: str) -> str:
     return f"events:{execution_id}"
+
+
+def _check_finish_is_last(execution_id: str, records: Sequence[Record]) -> None:
+    for position, record in enumerate(records[:-1]):
+        if isinstance(record, FinishRecord):
+            raise ConflictError(
+                f"record {position} of the batch for execution {execution_id} finishes it ({record.status}),"
+                f" but {len(records) - position - 1} more record(s) follow; a finish record must be the last"
+                " of its batch (after it the execution is no longer the worker's), so nothing was written",
+                execution_id=execution_id,
+            )
 
 
 class Service:
@@ -93,6 +105,17 @@ class Service:
     # executions -------------------------------------------------------------------------------
     def create_execution(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> Execution:
         """Queue a new execution of ``name`` (or return the one started with the same idempotency key)."""
+        execution, _ = self.create_or_get_execution(name, input, idempotency_key=idempotency_key)
+        return execution
+
+    def create_or_get_execution(
+        self, name: str, input: Any = None, *, idempotency_key: str | None = None
+    ) -> tuple[Execution, bool]:
+        """:meth:`create_execution`, also saying whether this call created the execution.
+
+        ``False`` means an execution with ``idempotency_key`` existed already. The store decides it by
+        the insert itself, so of callers racing with one key exactly one is told it created it.
+        """
         request = validate(CreateExecution, {"name": name, "input": input, "idempotency_key": idempotency_key})
         execution, created = self.store.create_execution(
             uuid.uuid4().hex, request.name, self._json(request.input, "execution input"),
@@ -100,7 +123,7 @@ class Service:
         )  # fmt: skip
         if created:
             self.notifier.notify(_WORK, _events_topic(execution.id))
-        return execution
+        return execution, created
 
     def get_execution(self, execution_id: str) -> Execution:
         """The execution; ``NotFoundError`` if unknown."""
@@ -153,7 +176,13 @@ class Service:
         return self.store.get_journal(execution_id, include_superseded=include_superseded)
 
     def write_records(self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record]) -> WriteResult:
-        """Apply a batch of step, divergence and finish records atomically, fenced by ``epoch``."""
+        """Apply a batch of step, divergence and finish records atomically, fenced by ``epoch``.
+
+        A finish record ends the worker's turn, so it can only be the last record of a batch: a batch
+        with anything after one is refused whole (``ConflictError``, nothing written). Otherwise a
+        terminal state could be overwritten, or steps recorded after the end.
+        """
+        _check_finish_is_last(execution_id, records)
         result = self.store.write_records(execution_id, worker_id, epoch, records, self.now())
         if result.status is ExecutionStatus.QUEUED:
             self.notifier.notify(_WORK, _events_topic(execution_id))

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from pydantic.json_schema import models_json_schema
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from ... import __version__
 from ...errors import ConfigurationError
 from .._service import Service
 from ._auth import BearerAuth
-from ._bodies import BODIES
-from ._errors import install_error_handlers
+from ._docs import install_docs
+from ._errors import install_error_handlers, route_methods
 from ._fast import RecordsFastPath
+from ._guard import RequestGuard
 from ._limits import BodySizeLimit
+from ._openapi import install_openapi
 from ._routes import health, router
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "create_app"]
@@ -36,6 +38,7 @@ def create_app(
     auth_token: str | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     keepalive_seconds: float = 15.0,
+    allowed_hosts: Collection[str] = (),
 ) -> FastAPI:
     """The HTTP API of ``service`` under ``/api``, with ``/health`` and the OpenAPI document.
 
@@ -48,6 +51,9 @@ def create_app(
             ``Authorization: Bearer <auth_token>``.
         max_request_bytes: Larger request bodies are refused with 413 before anything is parsed.
         keepalive_seconds: How often an idle event stream sends a keep-alive comment.
+        allowed_hosts: ``Host`` names (any port) accepted on a loopback address besides
+            ``localhost``, ``127.0.0.1`` and ``[::1]`` with the server's port: for a reverse proxy on
+            the same machine that passes its own host name on.
 
     Raises:
         ConfigurationError: ``auth_token`` is empty or ``max_request_bytes`` is not positive.
@@ -71,7 +77,7 @@ def create_app(
         version=__version__,
         description="Durable executions, their journals, the work queue, signals and event streams.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served from the package by install_docs, not from a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -79,14 +85,20 @@ def create_app(
     app.state.keepalive_seconds = keepalive_seconds
     app.include_router(router, prefix="/api")
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
+    install_docs(app, docs_url="/api/docs", openapi_url="/api/openapi.json", title=app.title)
     install_error_handlers(app)
+    paths = [("/api" + route.path, route.methods or ()) for route in router.routes if isinstance(route, APIRoute)]
+    paths += [(route.path, route.methods or ()) for route in app.router.routes if isinstance(route, Route)]
+    app.state.route_methods = route_methods(paths)  # the Allow header of 405 answers
     # The last middleware added is the outermost: authenticate before reading any body.
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     if auth_token is not None:
         app.add_middleware(BearerAuth, token=auth_token)
     # Added last, so it is the outermost: the per-step write skips the rest of the stack.
     app.add_middleware(RecordsFastPath, service=service, auth_token=auth_token, max_bytes=max_request_bytes)
-    app.openapi = _openapi_with_bodies(app)  # type: ignore[method-assign]
+    # Outermost of all, the fast path included: refuse what a web page could send before anything else.
+    app.add_middleware(RequestGuard, allowed_hosts=allowed_hosts)
+    install_openapi(app)
     return app
 
 
@@ -97,21 +109,3 @@ async def _expire_leases_forever(service: Service) -> None:
             service.expire_leases()  # one short transaction: cheaper inline than in a thread
         except Exception:
             logger.exception("expiring leases failed; retrying in %s s", _LEASE_SWEEP_SECONDS)
-
-
-def _openapi_with_bodies(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """FastAPI's OpenAPI document plus the schemas of the bodies the routes read themselves."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document = FastAPI.openapi(app)
-            _, defs = models_json_schema(
-                [(model, "validation") for model in BODIES], ref_template="#/components/schemas/{model}"
-            )
-            schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            for name, schema in defs.get("$defs", {}).items():
-                schemas.setdefault(name, schema)
-        assert app.openapi_schema is not None
-        return app.openapi_schema
-
-    return openapi

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import from_json
 
 from ...errors import InvalidInputError
@@ -34,7 +34,19 @@ MAX_INT = 2**63 - 1
 """The largest integer SQLite (and PostgreSQL ``bigint``) stores."""
 
 _WorkerId = Annotated[str, Field(min_length=1, max_length=200)]
-_Epoch = Annotated[int, Field(ge=0, le=MAX_INT)]
+
+
+def json_number(value: Any) -> Any:
+    """Refuse what pydantic's lax mode would turn into a number but JSON Schema does not call one."""
+    if isinstance(value, bool | str):
+        raise ValueError("Input should be a JSON number")
+    return value
+
+
+# A JSON number, never a bool or a numeric string (the document says number); 3.0 is an integer.
+_Epoch = Annotated[int, Field(ge=0, le=MAX_INT), BeforeValidator(json_number)]
+_WaitSeconds = Annotated[float, Field(ge=0, le=300), BeforeValidator(json_number)]
+_LeaseSeconds = Annotated[float, Field(ge=1, le=3600), BeforeValidator(json_number)]
 
 
 class _Body(BaseModel):
@@ -56,11 +68,11 @@ class ClaimBody(_Body):
     """A worker asking for the next execution it can run."""
 
     worker_id: _WorkerId
-    names: Annotated[list[str], Field(max_length=1000)]
-    """The agents or durable functions this worker can run."""
-    wait_seconds: float = 0.0
+    names: Annotated[list[str], Field(min_length=1, max_length=1000)]
+    """The agents or durable functions this worker can run (at least one)."""
+    wait_seconds: _WaitSeconds = 0.0
     """How long to wait for work (0 to 300); the answer is 204 when none came."""
-    lease_seconds: float = 30.0
+    lease_seconds: _LeaseSeconds = 30.0
     """How long the lease lasts without a heartbeat (1 to 3600)."""
 
 
@@ -69,7 +81,8 @@ class HeartbeatBody(_Body):
 
     worker_id: _WorkerId
     epoch: _Epoch
-    lease_seconds: float = 30.0
+    lease_seconds: _LeaseSeconds = 30.0
+    """How long the renewed lease lasts (1 to 3600)."""
 
 
 class SignalBody(_Body):

@@ -7,6 +7,7 @@ raise the same :mod:`agentspan.errors` class the server raised (see :class:`agen
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from ...errors import (
     AgentspanError,
@@ -25,7 +27,7 @@ from ...errors import (
     UnauthorizedError,
 )
 
-__all__ = ["describe_errors", "error_response", "install_error_handlers", "status_for"]
+__all__ = ["describe_errors", "error_response", "install_error_handlers", "route_methods", "status_for"]
 
 logger = logging.getLogger("agentspan.server")
 
@@ -41,6 +43,7 @@ _STATUS: dict[type, int] = {
 # Errors raised by the framework itself (unknown route, wrong method) get a category by status.
 _TYPE_BY_STATUS = {
     401: "UnauthorizedError",
+    403: "UnauthorizedError",
     404: "NotFoundError",
     409: "ConflictError",
     413: "PayloadTooLargeError",
@@ -106,9 +109,33 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         message = str(exc.detail)
     error_type = _TYPE_BY_STATUS.get(exc.status_code, "InvalidInputError" if exc.status_code < 500 else "InternalError")
+    headers = exc.headers
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        message += f"; this path allows {', '.join(allowed)}"
     return JSONResponse(
-        {"error": {"type": error_type, "message": message}}, status_code=exc.status_code, headers=exc.headers
+        {"error": {"type": error_type, "message": message}}, status_code=exc.status_code, headers=headers
     )
+
+
+def route_methods(routes: Iterable[tuple[str, Iterable[str]]]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """The table :func:`install_error_handlers` answers 405's ``Allow`` from: (path, methods) pairs."""
+    return [(compile_path(path)[0], frozenset(methods)) for path, methods in routes]
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path.
+
+    Starlette's 405 names only the methods of the first route whose path matched, while one path
+    (``/api/definitions/{name}``) is often served by several routes, one per method.
+    """
+    table: list[tuple[re.Pattern[str], frozenset[str]]] = getattr(request.app.state, "route_methods", [])
+    methods: set[str] = set()
+    for pattern, route_methods_ in table:
+        if pattern.match(request.url.path):
+            methods |= route_methods_
+    return sorted(methods)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -8,14 +8,14 @@ request holds a thread.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, TypeAdapter
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from pydantic import BaseModel, BeforeValidator, TypeAdapter
 
-from ...errors import InvalidInputError
 from .._models import (
     Claim,
     CreateExecution,
@@ -23,6 +23,7 @@ from .._models import (
     Event,
     Execution,
     ExecutionPage,
+    ExecutionStatus,
     Heartbeat,
     Step,
     WriteResult,
@@ -57,11 +58,24 @@ _DEFINITIONS = TypeAdapter(list[Definition])
 
 _JSON = "application/json"
 _NO_CONTENT = 204
-# Timestamps round-trip through microsecond datetimes; an execution created this long before the
-# request started is an existing one (the answer is then 200 instead of 201).
-_CLOCK_SLACK = 0.001
 
 _EventId = Annotated[int, Query(ge=-MAX_INT - 1, le=MAX_INT)]
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339(value: Any) -> Any:
+    # pydantic would also take a number of seconds, or a date alone, which the document does not allow.
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("Input should be a date-time with a timezone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+_DateTime = Annotated[datetime | None, BeforeValidator(_rfc3339), Query()]
+_CURSOR = "The `next_cursor` of the previous page; omit it for the first page"
+# An event id in 18 digits is always in range; empty means none (EventSource sends no other).
+_LAST_EVENT_ID = r"^(-?[0-9]{1,18})?$"
+_DEFINITION_NAME = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-/]+$")]
+_SIGNAL_NAME = Annotated[str, Path(min_length=1, max_length=200)]
 
 
 def _service(request: Request) -> Service:
@@ -85,10 +99,11 @@ async def health() -> dict[str, str]:
     openapi_extra=body_doc(RecordsBody),
     tags=["workers"],
 )
-async def write_records(request: Request) -> Response:
-    """Write a batch of records atomically under the lease ``epoch`` (409 if the lease was lost)."""
+async def write_records(execution_id: str, request: Request) -> Response:
+    """Write a batch of records atomically under the lease ``epoch`` (409 if the lease was lost, or if
+    anything follows a finish record: nothing is written then)."""
+    # Served by RecordsFastPath in front of FastAPI; this route documents it and serves the same way.
     body = await RECORDS_BODY.read(request)
-    execution_id = request.path_params["execution_id"]
     return _json(_service(request).write_records(execution_id, body.worker_id, body.epoch, body.records))
 
 
@@ -159,22 +174,21 @@ async def heartbeat(execution_id: str, request: Request) -> Response:
 async def create_execution(request: Request) -> Response:
     """Queue an execution; the same idempotency key returns the existing one."""
     body = await _CREATE.read(request)
-    service = _service(request)
-    started = service.now()
-    execution = service.create_execution(body.name, body.input, idempotency_key=body.idempotency_key)
-    created = body.idempotency_key is None or execution.created_at.timestamp() >= started - _CLOCK_SLACK
+    execution, created = _service(request).create_or_get_execution(
+        body.name, body.input, idempotency_key=body.idempotency_key
+    )
     return _json(execution, 201 if created else 200)
 
 
 @router.get("/executions", response_model=ExecutionPage, tags=["executions"])
 async def list_executions(
     request: Request,
-    status: str | None = None,
+    status: ExecutionStatus | None = None,
     name: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
+    created_after: _DateTime = None,
+    created_before: _DateTime = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(min_length=1, description=_CURSOR)] = None,
 ) -> Response:
     """Executions newest first, filtered, one page at a time (pass ``next_cursor`` as ``cursor``)."""
     page = _service(request).list_executions(
@@ -216,7 +230,7 @@ async def get_journal(execution_id: str, request: Request, include_superseded: b
     openapi_extra=body_doc(SignalBody, required=False),
     tags=["executions"],
 )
-async def send_signal(execution_id: str, name: str, request: Request) -> Response:
+async def send_signal(execution_id: str, name: _SIGNAL_NAME, request: Request) -> Response:
     """Deliver a signal once; an execution waiting for it is queued again."""
     body = await _SIGNAL.read(request)
     return _json(_service(request).send_signal(execution_id, name, body.payload))
@@ -251,17 +265,12 @@ async def stream_events(
     execution_id: str,
     request: Request,
     after: _EventId = 0,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[str, Header(pattern=_LAST_EVENT_ID)] = "",
 ) -> Response:
     """The events as Server-Sent Events, resuming after ``Last-Event-ID`` (or ``after``); the stream
     ends after the execution completes, fails or is cancelled."""
-    if last_event_id is not None:
-        try:
-            after = int(last_event_id)
-        except ValueError:
-            after = MAX_INT + 1
-        if not -MAX_INT - 1 <= after <= MAX_INT:
-            raise InvalidInputError(f"Last-Event-ID must be an event id, not {last_event_id!r}")
+    if last_event_id:
+        after = int(last_event_id)  # the pattern admits only ids in range
     keepalive: float = request.app.state.keepalive_seconds
     return event_stream(_service(request), execution_id, after=after, keepalive_seconds=keepalive)
 
@@ -282,20 +291,20 @@ async def list_definitions(request: Request) -> Response:
     openapi_extra=body_doc(DefinitionBody, required=False),
     tags=["definitions"],
 )
-async def put_definition(name: str, request: Request) -> Response:
+async def put_definition(name: _DEFINITION_NAME, request: Request) -> Response:
     """Register (or replace) a definition by name."""
     body = await _DEFINITION.read(request)
     return _json(_service(request).put_definition(name, body.spec, kind=body.kind))
 
 
 @router.get("/definitions/{name:path}", response_model=Definition, tags=["definitions"])
-async def get_definition(name: str, request: Request) -> Response:
+async def get_definition(name: _DEFINITION_NAME, request: Request) -> Response:
     """One definition."""
     return _json(_service(request).get_definition(name))
 
 
 @router.delete("/definitions/{name:path}", status_code=_NO_CONTENT, tags=["definitions"])
-async def delete_definition(name: str, request: Request) -> Response:
+async def delete_definition(name: _DEFINITION_NAME, request: Request) -> Response:
     """Remove a definition."""
     _service(request).delete_definition(name)
     return Response(status_code=_NO_CONTENT)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Collection
 from typing import Any
 
 import uvicorn
@@ -11,22 +11,13 @@ from fastapi import FastAPI
 from ...errors import ConfigurationError
 from .._service import Service
 from ._app import create_app
+from ._guard import is_loopback
 
 __all__ = ["is_loopback", "run_server", "uvicorn_server"]
 
 # Longer than httpx's 5 s keep-alive expiry, so an idle connection is always dropped by the client
 # first and a request never races the server closing the connection it was sent on.
 _KEEP_ALIVE_SECONDS = 30
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from this machine only (``localhost``, ``127.0.0.0/8``, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def uvicorn_server(
@@ -57,6 +48,7 @@ def run_server(
     port: int = 6767,
     auth_token: str | None = None,
     log_level: str = "warning",
+    allowed_hosts: Collection[str] = (),
 ) -> None:
     """Serve the HTTP API of ``service`` until interrupted.
 
@@ -66,6 +58,8 @@ def run_server(
         port: The TCP port.
         auth_token: Bearer token required on every route but ``/health`` (``AGENTSPAN_AUTH_TOKEN``).
         log_level: uvicorn's log level.
+        allowed_hosts: ``Host`` names a loopback server answers to besides localhost, 127.0.0.1 and
+            [::1] (see :func:`create_app`).
 
     Raises:
         ConfigurationError: ``host`` is reachable from other machines and there is no token.
@@ -75,5 +69,5 @@ def run_server(
             f"refusing to serve on {host!r} without authentication: anyone who can reach it could read"
             " and change every execution; set AGENTSPAN_AUTH_TOKEN, or bind to 127.0.0.1"
         )
-    app = create_app(service, auth_token=auth_token)
+    app = create_app(service, auth_token=auth_token, allowed_hosts=allowed_hosts)
     uvicorn_server(app, host=host, port=port, log_level=log_level, graceful_seconds=5).run()

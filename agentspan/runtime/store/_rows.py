@@ -142,7 +142,9 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         created, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return float(created), str(last_id)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError):  # RecursionError: deeply nested JSON
+        shown = cursor if len(cursor) <= 60 else cursor[:60] + "..."
         raise InvalidInputError(
-            f"cursor {cursor!r} is not one this server issued; pass next_cursor from the previous page"
-        ) from exc
+            f"cursor {shown!r} is not one this server issued; pass next_cursor from the previous page,"
+            " or no cursor for the first page"
+        ) from None

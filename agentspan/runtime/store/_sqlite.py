@@ -107,23 +107,24 @@ class SQLiteStore(Store):
         self, execution_id: str, name: str, input_json: str, idempotency_key: str | None, now: float
     ) -> tuple[Execution, bool]:
         with self._tx() as conn:
-            if idempotency_key is not None:
+            # Whether this call created the execution is decided by the insert itself: of callers racing
+            # with one key, exactly one inserts (the key is UNIQUE; NULL keys never conflict).
+            inserted = conn.execute(
+                "INSERT INTO executions (id, name, status, input, idempotency_key, created_at, updated_at)"
+                " VALUES (?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+                (execution_id, name, input_json, idempotency_key, now, now),
+            ).rowcount
+            if not inserted:
                 row = conn.execute(
                     f"SELECT {conv.EXEC_COLUMNS} FROM executions WHERE idempotency_key = ?", (idempotency_key,)
                 ).fetchone()
-                if row is not None:
-                    if row["name"] != name or row["input"] != input_json:
-                        raise ConflictError(
-                            f"idempotency key {idempotency_key!r} was already used for execution "
-                            f"{row['id']} with a different name or input; use a new key",
-                            execution_id=row["id"],
-                        )
-                    return conv.execution(row), False
-            conn.execute(
-                "INSERT INTO executions (id, name, status, input, idempotency_key, created_at, updated_at)"
-                " VALUES (?, ?, 'queued', ?, ?, ?, ?)",
-                (execution_id, name, input_json, idempotency_key, now, now),
-            )
+                if row["name"] != name or row["input"] != input_json:
+                    raise ConflictError(
+                        f"idempotency key {idempotency_key!r} was already used for execution "
+                        f"{row['id']} with a different name or input; use a new key",
+                        execution_id=row["id"],
+                    )
+                return conv.execution(row), False
             conn.execute(
                 "INSERT INTO work_queue (execution_id, name, available_at) VALUES (?, ?, ?)",
                 (execution_id, name, now),
