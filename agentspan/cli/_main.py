@@ -180,6 +180,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(calls=args.calls, crash_after=args.crash_after, model=args.model)
 
 
+def cmd_fake_openai(args: argparse.Namespace) -> int:
+    from ..testing.fake_openai import serve
+
+    return serve(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentspan", description="Durable execution for AI agents.")
     parser.add_argument("--log-level", default="warning", help="debug, info, warning (default), error")
@@ -253,6 +259,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crash-after", type=int, default=18, help="kill the worker after this tool call (default 18)")
     p.add_argument("--model", help="a real model instead of the offline fake, e.g. openai/gpt-4o-mini")
     p.set_defaults(func=cmd_demo)
+
+    from ..testing.fake_openai import add_arguments
+
+    p = sub.add_parser("fake-openai", help="a fake OpenAI-compatible server answering from a reply file (offline)")
+    add_arguments(p)
+    p.set_defaults(func=cmd_fake_openai)
     return parser
 
 
