@@ -41,6 +41,7 @@ def test_start_list_show_signal_and_cancel_on_the_embedded_database(db_path: Pat
 
 
 def test_errors_are_one_clear_line(db_path: Path) -> None:
+    Service(SQLiteStore(db_path)).close()  # the database exists; the execution does not
     missing = agentspan("executions", "show", "nope", "--db", str(db_path))
     assert missing.returncode == 1
     assert missing.stderr.strip() == "agentspan: no execution with id 'nope'"

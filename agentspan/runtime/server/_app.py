@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 from ... import __version__
 from ...errors import ConfigurationError
 from .._service import Service
+from ._agents import agents_router
 from ._auth import BearerAuth
 from ._bodies import BODIES
 from ._errors import install_error_handlers
@@ -78,6 +79,7 @@ def create_app(
     app.state.service = service
     app.state.keepalive_seconds = keepalive_seconds
     app.include_router(router, prefix="/api")
+    app.include_router(agents_router, prefix="/api")
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     install_error_handlers(app)
     # The last middleware added is the outermost: authenticate before reading any body.
