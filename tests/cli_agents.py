@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from agentspan.agents import Agent, tool
 
@@ -12,6 +13,7 @@ def search(query: str) -> str:
     """Search for information."""
     with open(os.environ.get("AGENT_LOG", os.devnull), "a", encoding="utf-8") as log:
         log.write(f"{query}\n")
+    time.sleep(float(os.environ.get("AGENT_TOOL_DELAY", "0")))  # the work a real search does
     return f"results for {query}"
 
 
