@@ -16,7 +16,7 @@ from processes import _env, start_worker, stop
 from test_cli import agentspan
 
 from agentspan.client import HttpClient
-from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, StepRecord, StepStatus
+from agentspan.runtime import ErrorInfo, ExecutionStatus, FinishRecord, Service, SQLiteStore, StepRecord, StepStatus
 from agentspan.testing import FakeOpenAIServer
 
 
@@ -263,3 +263,23 @@ def test_a_replayed_failure_says_it_is_recorded_and_how_to_start_fresh(tmp_path:
     assert second.returncode == 1
     assert "this is the recorded result of execution" in second.stderr
     assert "nothing ran now. To start fresh: another --idempotency-key, or agentspan executions retry" in second.stderr
+
+
+def test_show_says_a_failure_was_replayed_from_an_earlier_attempt(db_path: Path) -> None:
+    service = Service(SQLiteStore(db_path))
+    execution = service.create_execution("charge", {})
+    first = service.claim("w1", ["charge"], lease_seconds=60)
+    assert first is not None
+    error = ErrorInfo(type="builtins.ValueError", message="card declined")
+    failed = StepRecord(key="step:charge", kind="step", name="charge", status=StepStatus.FAILED, error=error)
+    service.write_records(execution.id, "w1", first.epoch, [failed])
+    service.expire_leases(["w1"])  # the worker died after recording the failure
+    second = service.claim("w2", ["charge"], lease_seconds=60)
+    assert second is not None  # replays the recorded failure and fails with it
+    service.write_records(execution.id, "w2", second.epoch, [FinishRecord(status="failed", error=error)])
+    service.close()
+    shown = agentspan("executions", "show", execution.id, "--db", str(db_path))
+    assert (
+        "note:   this failure is the recorded result of step charge from attempt #1; attempt #2 replayed it"
+        " (a recorded failure is raised again, not retried). To start fresh: agentspan executions retry"
+    ) in shown.stdout

@@ -177,6 +177,9 @@ def print_execution(
             f"  lease:  worker {escape(str(execution.worker_id))} until {execution.lease_expires_at:%H:%M:%S}"
         )
     claims = _claims(events)
+    replayed = _replayed_failure(execution, journal, claims)
+    if replayed is not None:
+        console.print(f"  [yellow]note:[/]   {replayed}")
     if len(claims) > 1 or (claims and full):
         console.print("  attempts (each claim by a worker):")
         for claim in claims:
@@ -199,6 +202,23 @@ def print_execution(
 
     grow(tree, None)
     console.print(tree)
+
+
+def _replayed_failure(execution: Execution, journal: Sequence[Step], claims: Sequence[_Claim]) -> str | None:
+    """When a failed execution's failure was recorded by an earlier attempt and only replayed by the last."""
+    if execution.status is not ExecutionStatus.FAILED or len(claims) < 2:
+        return None
+    failed = [s for s in journal if s.status is StepStatus.FAILED and not s.superseded]
+    last = claims[-1]
+    if not failed or any(s.epoch >= last.epoch for s in failed):
+        return None
+    step = failed[-1]
+    ran = next((c.number for c in claims if c.epoch == step.epoch), None)
+    return (
+        f"this failure is the recorded result of {escape(step.kind)} {escape(step.name)} from attempt"
+        f" #{ran if ran is not None else '?'}; attempt #{last.number} replayed it (a recorded failure is raised"
+        f" again, not retried). To start fresh: agentspan executions retry {execution.id}"
+    )
 
 
 def _details(node: Tree, step: Step) -> None:
