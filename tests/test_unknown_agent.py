@@ -13,6 +13,7 @@ from test_cli import agentspan
 from agentspan.agents import AgentRuntime
 from agentspan.client import HttpClient
 from agentspan.errors import NotFoundError
+from agentspan.runtime._serving import ServingRegistry
 from agentspan.testing import FakeOpenAIServer
 
 
@@ -90,3 +91,13 @@ def test_agentspan_run_of_a_deployed_name_says_it_waits_for_a_worker(
     assert run.returncode == 0, err
     assert "deployed answer" in out
     assert "claimed it" in err and "✓ tool search" in err and "completed" in err
+
+
+def test_a_worker_counts_as_serving_until_a_while_after_its_poll_ends() -> None:
+    registry = ServingRegistry()
+    registry.saw("w1", ["a", "b"], now=100.0, wait_seconds=10.0)
+    assert registry.workers("a", now=139.0) == {"w1"} and registry.workers("b", now=139.0) == {"w1"}
+    assert registry.workers("a", now=141.0) == set(), "a worker gone quiet is forgotten"
+    for i in range(2000):  # worker ids change with every process; the gone ones do not pile up
+        registry.saw(f"w{i}", ["a"], now=200.0 + i, wait_seconds=0.0)
+    assert len(registry._until) < 1100
