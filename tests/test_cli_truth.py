@@ -66,7 +66,7 @@ def test_a_server_url_without_api_gets_a_hint(server: str) -> None:
 
 
 def test_start_takes_a_json_object_only(db_path: Path) -> None:
-    for text, kind in (("[1, 2]", "list"), ('"x"', "str"), ("3", "int")):
+    for text, kind in (("[1, 2]", "an array"), ('"x"', "a string"), ("3", "a number"), ("null", "null")):
         done = agentspan("start", "echo", "--input", text, "--db", str(db_path))
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().startswith("agentspan: --input must be a JSON object of arguments")

@@ -21,6 +21,8 @@ __all__ = ["main"]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 6767
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}  # fmt: skip
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -74,7 +76,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         fail(f"--input is not JSON: {exc}")
     if not isinstance(arguments, dict):
-        fail(f'--input must be a JSON object of arguments, e.g. \'{{"topic": "x"}}\', not {type(arguments).__name__}')
+        kind = _JSON_KINDS.get(type(arguments), type(arguments).__name__)
+        fail(f'--input must be a JSON object of arguments, e.g. \'{{"topic": "x"}}\', not {kind}')
     client = connect(args)
     status = client.agent_status(args.name)
     execution = client.create_execution(args.name, arguments, idempotency_key=args.idempotency_key)
