@@ -283,3 +283,16 @@ def test_show_says_a_failure_was_replayed_from_an_earlier_attempt(db_path: Path)
         "note:   this failure is the recorded result of step charge from attempt #1; attempt #2 replayed it"
         " (a recorded failure is raised again, not retried). To start fresh: agentspan executions retry"
     ) in shown.stdout
+
+
+def test_bad_values_and_unusable_paths_are_one_line(tmp_path: Path, db_path: Path) -> None:
+    Service(SQLiteStore(db_path)).close()
+    status = agentspan("executions", "list", "--status", "bogus", "--db", str(db_path))
+    assert status.returncode == 2
+    assert status.stderr.strip().startswith("agentspan: unknown status 'bogus'; use one of queued, running")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    for command in (["start", "x"], ["run", "cli_agents:researcher", "hi"]):
+        done = agentspan(*command, "--db", str(blocked / "x.db"))
+        assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and str(blocked) in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,7 +61,10 @@ def connect(args: argparse.Namespace, *, reading: bool = False) -> Client:
     if reading and not db.exists():
         where = "--db" if getattr(args, "db", None) else "the default database (--db, $AGENTSPAN_DB)"
         fail(f"no database at {db} ({where}): nothing has run with it yet; check the path, or pass --server URL")
-    return Service(SQLiteStore(db))
+    try:
+        return Service(SQLiteStore(db))
+    except (OSError, sqlite3.Error) as exc:
+        fail(f"cannot open the database {db}: {exc}")
 
 
 def import_target(target: str) -> Any:

@@ -6,12 +6,13 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import __version__
-from ..errors import AgentspanError, NotFoundError
+from ..errors import AgentspanError, InvalidInputError
 from ._common import UsageError, connect, fail, load_functions
 from ._executions import cmd_cancel, cmd_delete, cmd_follow, cmd_list, cmd_retry, cmd_show
 from ._run import cmd_run
@@ -224,15 +225,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"agentspan: {exc}", file=sys.stderr)
         return 2
-    except NotFoundError as exc:
+    except InvalidInputError as exc:  # a bad value on the command line (a status, a limit)
         print(f"agentspan: {exc.message}", file=sys.stderr)
-        return 1
+        return 2
     except AgentspanError as exc:
         print(f"agentspan: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("agentspan: interrupted", file=sys.stderr)
         return 130
+    except (OSError, sqlite3.Error) as exc:  # an unusable path or database, said in one line
+        print(f"agentspan: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # the output was piped into a command that stopped reading (head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
