@@ -49,9 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             return 0 if result.is_success else 1
         follower = Follower(runtime.client, handle.execution_id, sys.stderr, prefix="agentspan: ")
-        _say_what_it_waits_for(runtime, execution.name, handle, local)
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
-        try:
+        try:  # from here on a Ctrl-C knows the execution, and says what becomes of it
+            _say_what_it_waits_for(runtime, execution.name, handle, local)
             finished = follower.follow(deadline=deadline)
         except KeyboardInterrupt:
             if local:  # leaving the block stops this process's worker: it finishes the step, hands it back
