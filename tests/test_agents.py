@@ -307,6 +307,7 @@ def test_a_handle_follows_events_and_cancels(runtime: AgentRuntime) -> None:
     assert types.count("step.completed") == 3  # llm, tool, llm
     assert handle.wait(timeout=5).output == "ok"
 
+    runtime.client.put_definition("nobody-serves-this")  # deployed, so it may be started; no worker runs it
     parked = runtime.start("nobody-serves-this", "wait")
     parked.cancel()
     result = parked.wait(timeout=5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ def test_start_list_show_signal_and_cancel_on_the_embedded_database(db_path: Pat
 
 
 def test_errors_are_one_clear_line(db_path: Path) -> None:
+    Service(SQLiteStore(db_path)).close()  # the database exists; the execution does not
     missing = agentspan("executions", "show", "nope", "--db", str(db_path))
     assert missing.returncode == 1
     assert missing.stderr.strip() == "agentspan: no execution with id 'nope'"
@@ -84,6 +86,17 @@ def test_the_demo_shows_a_resume_without_repeats() -> None:
     assert "turns 1-18 requested again: 0" in demo.stdout
     assert "final answer (completed)" in demo.stdout
     assert "agentspan executions show" in demo.stdout
+    out = demo.stdout
+    assert "took it over: resuming at step " in out, "the second worker's own resume line is shown"
+    assert out.index("RESULT: the run finished and nothing") < out.index("what each tool call did"), "result first"
+    assert "calls 1-18: ran once each, in worker 1" in out or "calls 1-19: ran once each, in worker 1" in out
+    if "ran 2 times" in out:  # the kill landed inside call 19: it is explained
+        assert "It was in flight when worker 1 was killed" in out and "the same idempotency key" in out
+    else:
+        assert re.search(r"calls? (19-)?20: ran once( each)?, in worker 2", out), out
+    shown = agentspan("executions", "show", *out.split("agentspan executions show ", 1)[1].split("\n", 1)[0].split())
+    assert "#1 worker" in shown.stdout and "its lease ran out" in shown.stdout and "#2 worker" in shown.stdout
+    assert "(ran in #1, replayed by #2)" in shown.stdout
 
 
 def test_the_cli_speaks_json_where_it_reads_json(db_path: Path) -> None:

@@ -16,7 +16,7 @@ EXPECTED = {
     "agentspan.client": ["Client", "HttpClient"],
     "agentspan.worker": ["Worker", "default_worker_id"],
     "agentspan.runtime": [
-        "Claim", "Definition", "DivergenceRecord", "ErrorInfo", "Event", "Execution", "ExecutionPage",
+        "AgentStatus", "Claim", "Definition", "DivergenceRecord", "ErrorInfo", "Event", "Execution", "ExecutionPage",
         "ExecutionStatus", "FinishRecord", "Heartbeat", "Record", "SQLiteStore", "Service", "Step",
         "StepRecord", "StepStatus", "Store", "WaitInfo", "WriteResult",
     ],

@@ -13,6 +13,9 @@ from ._types import Usage
 
 __all__ = ["AgentHandle", "AgentResult", "PendingApproval"]
 
+# Finish reasons of a completed execution that did not produce the agent's answer.
+_UNFINISHED = frozenset({"max_turns"})
+
 
 @dataclasses.dataclass(frozen=True)
 class PendingApproval:
@@ -33,7 +36,8 @@ class AgentResult:
     execution_id: str
     """The execution, for ``agentspan executions show``."""
     status: ExecutionStatus
-    """``completed``, ``failed`` or ``cancelled``."""
+    """``completed``, ``failed`` or ``cancelled`` (a run stopped by ``max_turns`` is ``completed``:
+    see :attr:`finish_reason`, :attr:`is_success` and :attr:`outcome`)."""
     output: str
     """The final answer's text."""
     structured: Any = None
@@ -51,8 +55,15 @@ class AgentResult:
 
     @property
     def is_success(self) -> bool:
-        """Whether the run completed."""
-        return self.status is ExecutionStatus.COMPLETED
+        """Whether the run completed with an answer: a run stopped by ``max_turns`` is not a success."""
+        return self.status is ExecutionStatus.COMPLETED and self.finish_reason not in _UNFINISHED
+
+    @property
+    def outcome(self) -> str:
+        """One word for how the run ended: ``completed``, ``max_turns``, ``failed`` or ``cancelled``."""
+        if self.status is ExecutionStatus.COMPLETED and self.finish_reason in _UNFINISHED:
+            return self.finish_reason
+        return self.status.value
 
     @classmethod
     def from_execution(cls, execution: Execution, output_type: Any = None) -> AgentResult:
@@ -78,9 +89,8 @@ class AgentResult:
 
     def print_result(self) -> None:
         """Print the answer in a box, then tool calls, tokens, finish reason and execution id."""
-        text = self.output if self.is_success else f"{self.status.value}: {self.error or ''}"
-        lines = text.splitlines() or [""]
-        width = min(max(len(line) for line in lines), 100)
+        lines = self._headline().splitlines() or [""]
+        width = max(min(max(len(line) for line in lines), 100), 1)
         print("╭" + "─" * (width + 2) + "╮")  # noqa: T201 - printing is this method's job
         for line in lines:
             for start in range(0, max(len(line), 1), width):
@@ -91,6 +101,15 @@ class AgentResult:
             f"tool calls: {len(self.tool_calls)}  tokens: {usage.total_tokens} ({usage.prompt_tokens} prompt,"
             f" {usage.completion_tokens} completion)  finish: {self.finish_reason}  execution: {self.execution_id}"
         )
+
+    def _headline(self) -> str:
+        """What the box shows: the answer, or why there is none."""
+        if self.status is ExecutionStatus.COMPLETED and self.finish_reason == "max_turns":
+            note = "stopped at max_turns without a final answer (raise the agent's max_turns, or narrow the task)"
+            return f"{note}\n\n{self.output}" if self.output else note
+        if self.is_success:
+            return self.output or "(the agent answered with an empty message)"
+        return f"{self.status.value}: {self.error or 'no error recorded'}"
 
 
 class AgentHandle:

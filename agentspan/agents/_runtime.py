@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..durable import ExecutionHandle, FunctionDefinition, Runtime
 from ..durable._runtime import find_unfinished
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, NotFoundError
 from ..runtime import Definition, Execution, StepStatus
 from ..runtime.store._sqlite import Synchronous
 from ._agent import Agent
@@ -144,6 +144,8 @@ class AgentRuntime:
         data = {"prompt": prompt}
         execution = None if idempotency_key else self._unfinished(name, data)
         if execution is None:
+            if not isinstance(agent, Agent):
+                self._check_known(name)
             execution = self.client.create_execution(name, data, idempotency_key=idempotency_key)
         self._say_if_resuming(execution)
         if isinstance(agent, Agent):
@@ -206,6 +208,22 @@ class AgentRuntime:
         if not is_graph(graph):
             raise ConfigurationError(f"stream() runs compiled LangGraph graphs, not {type(graph).__name__}")
         return start_stream(self._runtime, graph_function(graph, name), input, config, stream_mode)
+
+    def _check_known(self, name: str) -> None:
+        """Refuse to queue a run of a name that is neither deployed nor served: nothing would run it."""
+        if name in self._runtime.local_names:
+            return
+        if not self.client.agent_status(name).known:
+            hint = ""
+            if self._runtime.service is not None:
+                hint = (
+                    " (workers in other processes on the same database are not seen without a server:"
+                    " deploy the agent, or run `agentspan server`)"
+                )
+            raise NotFoundError(
+                f"no agent named {name!r} is deployed and no worker serves it; deploy it (runtime.deploy(agent))"
+                f" or start a worker that serves it (agentspan worker module:agent){hint}"
+            )
 
     def _unfinished(self, name: str, data: dict[str, Any]) -> Execution | None:
         return find_unfinished(self.client, name, data)

@@ -11,9 +11,9 @@ from ..agents import Agent, ToolContext, tool
 @tool
 def search_web(query: str, ctx: ToolContext) -> str:
     """Search the web for information."""
-    # The side effect shows how often each call really ran, and with which idempotency key.
+    # The side effect shows how often each call really ran, in which process, with which idempotency key.
     with open(os.environ["AGENTSPAN_DEMO_LOG"], "a", encoding="utf-8") as log:
-        log.write(f"{query}\t{ctx.idempotency_key}\t{ctx.attempt}\n")
+        log.write(f"{query}\t{ctx.idempotency_key}\t{ctx.attempt}\t{os.getpid()}\n")
     time.sleep(float(os.environ.get("AGENTSPAN_DEMO_DELAY", "0")))  # the work a real search does
     return f"Results for: {query}"
 

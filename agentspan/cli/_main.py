@@ -3,66 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..client import Client
-from ..errors import AgentspanError
-from ._format import print_execution, print_executions
+from .. import __version__
+from ..errors import AgentspanError, InvalidInputError
+from ._common import UsageError, connect, fail, load_functions
+from ._executions import cmd_cancel, cmd_delete, cmd_follow, cmd_list, cmd_retry, cmd_show
+from ._run import cmd_run
 
 __all__ = ["main"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 6767
-
-
-def _connect(args: argparse.Namespace) -> Client:
-    """The server named by --server or AGENTSPAN_SERVER_URL, else the embedded database."""
-    url = getattr(args, "server", None) or os.environ.get("AGENTSPAN_SERVER_URL")
-    if url:
-        from ..client import HttpClient
-
-        return HttpClient(url)
-    from ..durable import default_db_path
-    from ..runtime import Service, SQLiteStore
-
-    return Service(SQLiteStore(getattr(args, "db", None) or default_db_path()))
-
-
-def _load(target: str) -> list[Callable[..., Any]]:
-    """``module:attr`` → the durable functions it names (a function, or a list of them)."""
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise SystemExit(f"agentspan: {target!r} is not module:attribute (e.g. myapp.flows:checkout)")
-    sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SystemExit(f"agentspan: cannot import {module_name!r}: {exc}") from None
-    try:
-        found = getattr(module, attr)
-    except AttributeError:
-        raise SystemExit(f"agentspan: module {module_name!r} has no attribute {attr!r}") from None
-    items = list(found) if isinstance(found, list | tuple) else [found]
-    return [_as_function(item) for item in items]
-
-
-def _as_function(item: Any) -> Callable[..., Any]:
-    """Agents, compiled graphs and SDK agents become the durable function their worker runs; durable functions stay."""
-    from ..agents import Agent
-    from ..agents._runtime import is_graph, is_openai_agent
-
-    # Compiled LangGraph graphs and OpenAI Agents SDK agents are served under their name.
-    if isinstance(item, Agent) or is_graph(item) or is_openai_agent(item):
-        from ..agents._runtime import durable_function
-
-        return durable_function(item)
-    return item  # type: ignore[no-any-return]
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}  # fmt: skip
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -80,7 +41,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         auth_token=os.environ.get("AGENTSPAN_AUTH_TOKEN") or None,
-        log_level=args.log_level,
+        log_level=args.log_level or "warning",
     )
     return 0
 
@@ -90,8 +51,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     functions: list[Callable[..., Any]] = []
     for target in args.targets:
-        functions += _load(target)
-    client = _connect(args)
+        functions += load_functions(target)
+    if args.log_level is None:  # by default the worker says what it claims, resumes and finishes
+        logging.getLogger("agentspan.worker").setLevel(logging.INFO)
+    client = connect(args)
     worker = Worker(
         client,
         functions,
@@ -109,58 +72,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    client = _connect(args)
     try:
-        execution = client.create_execution(args.name, json.loads(args.input), idempotency_key=args.idempotency_key)
+        arguments = json.loads(args.input)
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"agentspan: --input is not JSON: {exc}") from None
+        fail(f"--input is not JSON: {exc}")
+    if not isinstance(arguments, dict):
+        kind = _JSON_KINDS.get(type(arguments), type(arguments).__name__)
+        fail(f'--input must be a JSON object of arguments, e.g. \'{{"topic": "x"}}\', not {kind}')
+    client = connect(args)
+    status = client.agent_status(args.name)
+    execution = client.create_execution(args.name, arguments, idempotency_key=args.idempotency_key)
     print(execution.id)
-    return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from ..agents import Agent, AgentRuntime
-    from ..agents._runtime import is_graph, is_openai_agent
-
-    url = args.server or os.environ.get("AGENTSPAN_SERVER_URL")
-    with AgentRuntime(url, db=args.db, serve_http=False) as runtime:
-        if ":" in args.target:
-            module_name, _, attr = args.target.partition(":")
-            sys.path.insert(0, os.getcwd())
-            agent = getattr(importlib.import_module(module_name), attr)
-            prompt: Any = args.prompt
-            if is_graph(agent):  # a compiled LangGraph graph: the prompt is the user message
-                prompt = {"messages": [("user", args.prompt)]}
-            elif not isinstance(agent, Agent) and not is_openai_agent(agent):
-                raise SystemExit(
-                    f"agentspan: {args.target} is neither an Agent, a compiled LangGraph graph nor an OpenAI"
-                    " Agents SDK Agent"
-                )
-            result = runtime.run(agent, prompt, idempotency_key=args.idempotency_key, timeout=args.timeout)
-        else:  # a deployed agent, run by whichever worker serves it
-            result = runtime.run(args.target, args.prompt, idempotency_key=args.idempotency_key, timeout=args.timeout)
-    result.print_result()
-    return 0 if result.is_success else 1
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    client = _connect(args)
-    page = client.list_executions(status=args.status, name=args.name, limit=args.limit)
-    print_executions(page.items)
-    return 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    client = _connect(args)
-    execution = client.get_execution(args.execution_id)
-    journal = client.get_journal(args.execution_id, include_superseded=args.history)
-    print_execution(execution, journal)
-    return 0
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    execution = _connect(args).cancel_execution(args.execution_id)
-    print(f"{execution.id} {execution.status.value}")
+    if not status.known:
+        print(
+            f"agentspan: note: no agent or function named {args.name!r} is deployed and no worker serves it now;"
+            f" it stays queued until one does (agentspan worker module:attribute)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -168,8 +96,8 @@ def cmd_signal(args: argparse.Namespace) -> int:
     try:
         payload = json.loads(args.payload)
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"agentspan: --payload is not JSON: {exc}") from None
-    execution = _connect(args).send_signal(args.execution_id, args.name, payload)
+        fail(f"--payload is not JSON: {exc}")
+    execution = connect(args, reading=True).send_signal(args.execution_id, args.name, payload)
     print(f"{execution.id} {execution.status.value}")
     return 0
 
@@ -180,9 +108,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(calls=args.calls, crash_after=args.crash_after, model=args.model)
 
 
+def cmd_fake_openai(args: argparse.Namespace) -> int:
+    from ..testing.fake_openai import serve
+
+    return serve(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentspan", description="Durable execution for AI agents.")
-    parser.add_argument("--log-level", default="warning", help="debug, info, warning (default), error")
+    parser.add_argument("--version", action="version", version=f"agentspan {__version__}")
+    parser.add_argument(
+        "--log-level", type=str.lower, choices=_LOG_LEVELS, default=None,
+        help="debug, info, warning (the default; the worker command logs its executions at info), error",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
 
     def target(p: argparse.ArgumentParser) -> None:
@@ -218,28 +156,42 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="module:attribute naming an Agent, or the name of a deployed agent")
     p.add_argument("prompt")
     p.add_argument("--idempotency-key", help="the same key returns (and resumes) the same run")
-    p.add_argument("--timeout", type=float, help="seconds to wait for the result")
+    p.add_argument("--timeout", type=float, help="seconds to wait for the result (the run goes on after)")
     target(p)
     p.set_defaults(func=cmd_run)
 
-    ex = sub.add_parser("executions", help="list, show and cancel executions").add_subparsers(
+    ex = sub.add_parser("executions", help="list, show, follow, cancel, retry and delete executions").add_subparsers(
         dest="action", required=True
     )
     p = ex.add_parser("list", help="newest executions first")
-    p.add_argument("--status")
+    p.add_argument("--status", help="queued, running, waiting, completed, failed or cancelled")
     p.add_argument("--name")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=int, default=20, help="executions per page (default 20)")
+    p.add_argument("--cursor", help="the next page, as printed under the previous one")
     target(p)
     p.set_defaults(func=cmd_list)
-    p = ex.add_parser("show", help="an execution and its journal")
+    p = ex.add_parser("show", help="an execution, its attempts and its journal")
     p.add_argument("execution_id")
     p.add_argument("--history", action="store_true", help="include steps superseded by a divergence")
+    p.add_argument("--full", action="store_true", help="whole inputs, outputs, errors and keys of every step")
     target(p)
     p.set_defaults(func=cmd_show)
+    p = ex.add_parser("follow", help="print an execution's steps live until it finishes")
+    p.add_argument("execution_id")
+    target(p)
+    p.set_defaults(func=cmd_follow)
     p = ex.add_parser("cancel", help="cancel an execution")
     p.add_argument("execution_id")
     target(p)
     p.set_defaults(func=cmd_cancel)
+    p = ex.add_parser("retry", help="start a fresh execution with the same name and input (prints its id)")
+    p.add_argument("execution_id")
+    target(p)
+    p.set_defaults(func=cmd_retry)
+    p = ex.add_parser("delete", help="delete a finished or waiting execution with its journal and events")
+    p.add_argument("execution_id")
+    target(p)
+    p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("signal", help="deliver a signal (approval, reply) to an execution")
     p.add_argument("execution_id")
@@ -253,18 +205,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crash-after", type=int, default=18, help="kill the worker after this tool call (default 18)")
     p.add_argument("--model", help="a real model instead of the offline fake, e.g. openai/gpt-4o-mini")
     p.set_defaults(func=cmd_demo)
+
+    from ..testing.fake_openai import add_arguments
+
+    p = sub.add_parser("fake-openai", help="a fake OpenAI-compatible server answering from a reply file (offline)")
+    add_arguments(p)
+    p.set_defaults(func=cmd_fake_openai)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``agentspan`` command."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = (args.log_level or "warning").upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         result: int = args.func(args)
         return result
+    except UsageError as exc:
+        print(f"agentspan: {exc}", file=sys.stderr)
+        return 2
+    except InvalidInputError as exc:  # a bad value on the command line (a status, a limit)
+        print(f"agentspan: {exc.message}", file=sys.stderr)
+        return 2
     except AgentspanError as exc:
         print(f"agentspan: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("agentspan: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, sqlite3.Error) as exc:  # an unusable path or database, said in one line
+        print(f"agentspan: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the output was piped into a command that stopped reading (head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

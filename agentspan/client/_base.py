@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..runtime import (
+    AgentStatus,
     Claim,
     Definition,
     Event,
@@ -103,6 +104,10 @@ class Client(Protocol):
 
     def delete_definition(self, name: str) -> None:
         """Remove a definition."""
+        ...
+
+    def agent_status(self, name: str) -> AgentStatus:
+        """Whether ``name`` is deployed and how many workers serve it."""
         ...
 
     def close(self) -> None:

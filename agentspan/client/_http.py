@@ -27,6 +27,7 @@ from ..errors import (
     UnauthorizedError,
 )
 from ..runtime import (
+    AgentStatus,
     Claim,
     Definition,
     Event,
@@ -339,6 +340,11 @@ class HttpClient:
     def delete_definition(self, name: str) -> None:
         """Remove a definition."""
         self._request("DELETE", f"/definitions/{_segment(name)}")
+
+    def agent_status(self, name: str) -> AgentStatus:
+        """Whether ``name`` is deployed and how many workers serve it."""
+        result: AgentStatus = self._parse(self._request("GET", f"/agents/{_segment(name)}"), AgentStatus)
+        return result
 
 
 def _error_from(response: httpx.Response) -> AgentspanError:

@@ -276,6 +276,12 @@ class Runtime:
             with self._lock:
                 self._workers.pop(key, None)
 
+    @property
+    def local_names(self) -> set[str]:
+        """The names this runtime's own workers serve."""
+        with self._lock:
+            return {name for worker, _ in self._workers.values() for name in worker.names}
+
     def ensure_worker(self, fn: Callable[..., Any]) -> None:
         """Run a worker thread for durable function ``fn`` in this process (once per name)."""
         from ..worker import Worker

@@ -19,9 +19,11 @@ from ._models import (
     WriteResult,
 )
 from ._service import Service
+from ._serving import AgentStatus
 from .store import SQLiteStore, Store
 
 __all__ = [
+    "AgentStatus",
     "Claim",
     "Definition",
     "DivergenceRecord",

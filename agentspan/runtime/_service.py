@@ -31,6 +31,7 @@ from ._models import (
     validate,
 )
 from ._notify import Notifier
+from ._serving import AgentStatus, ServingRegistry
 from .store import Store
 
 __all__ = ["Service"]
@@ -80,6 +81,7 @@ class Service:
         self._clock = clock
         self.max_payload_bytes = max_payload_bytes
         self.notifier = Notifier()
+        self.serving = ServingRegistry()
 
     def now(self) -> float:
         """The service's clock in seconds, to the microsecond: the precision times are returned with,
@@ -196,6 +198,7 @@ class Service:
     ) -> Claim | None:
         """Lease the next execution among ``names``, waiting up to ``wait_seconds`` for one."""
         self._check_claim(names, wait_seconds, lease_seconds)
+        self.serving.saw(worker_id, names, self.now(), wait_seconds)
         deadline = time.monotonic() + wait_seconds
         while True:
             claim, seen, sleep = self._claim_or_sleep(worker_id, names, lease_seconds, deadline)
@@ -208,6 +211,7 @@ class Service:
     ) -> Claim | None:
         """:meth:`claim` for an event loop: the long poll waits without holding a thread."""
         self._check_claim(names, wait_seconds, lease_seconds)
+        self.serving.saw(worker_id, names, self.now(), wait_seconds)
         deadline = time.monotonic() + wait_seconds
         while True:
             claim, seen, sleep = self._claim_or_sleep(worker_id, names, lease_seconds, deadline)
@@ -323,3 +327,18 @@ class Service:
     def delete_definition(self, name: str) -> None:
         """Remove a definition."""
         self.store.delete_definition(name)
+
+    def agent_status(self, name: str) -> AgentStatus:
+        """Whether ``name`` is deployed, how many workers serve it, how many executions of it wait.
+
+        Workers count when they asked this service for work by ``name`` recently, or hold the lease of
+        a running execution of it. (Workers in other processes on the same SQLite file, without a
+        server between them, are seen only through their running executions.)
+        """
+        validate(CreateExecution, {"name": name})
+        workers = self.serving.workers(name, self.now())
+        running = self.list_executions(status=ExecutionStatus.RUNNING, name=name, limit=1000)
+        workers.update(e.worker_id for e in running.items if e.worker_id)
+        queued = self.list_executions(status=ExecutionStatus.QUEUED, name=name, limit=1000)
+        deployed = self.store.get_definition(name) is not None
+        return AgentStatus(name=name, deployed=deployed, workers=len(workers), queued=len(queued.items))

@@ -73,12 +73,16 @@ class FakeOpenAIServer:
     Args:
         script: The replies and scripted errors.
         by_turn: Choose replies by the conversation's turn (default) rather than in order.
+        port: The loopback port to listen on (default 0: a free one).
     """
 
     research_script = staticmethod(research_script)
 
-    def __init__(self, script: Iterable[ScriptedReply | ScriptedError] = (), *, by_turn: bool = True) -> None:
+    def __init__(
+        self, script: Iterable[ScriptedReply | ScriptedError] = (), *, by_turn: bool = True, port: int = 0
+    ) -> None:
         self.by_turn = by_turn
+        self._port = port
         self._turns = _turns(script)
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
@@ -94,9 +98,9 @@ class FakeOpenAIServer:
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> FakeOpenAIServer:
-        """Listen on a free loopback port and serve in a daemon thread (idempotent)."""
+        """Listen on the loopback port (a free one by default) and serve in a daemon thread (idempotent)."""
         if self._server is None:
-            server = _Server(("127.0.0.1", 0), _Handler)
+            server = _Server(("127.0.0.1", self._port), _Handler)
             server.fake = self
             self._server = server
             self._thread = threading.Thread(

@@ -147,6 +147,11 @@ class Worker:
         if definition is None:  # cannot happen through claim(), which names only known functions
             writer.write(FinishRecord(status="released"))
             return
+        done = sum(step.status.value == "completed" for step in claim.journal)
+        log.info(
+            "worker %s claimed execution %s of %s%s", self.worker_id, execution.id, execution.name,
+            f", resuming at step {done + 1} ({done} recorded steps replay)" if done else "",
+        )  # fmt: skip
         ctx = DurableContext(claim, writer, strict=definition.strict)
         if self._stopping.is_set():
             ctx.stop_requested.set()
@@ -183,6 +188,10 @@ class Worker:
                 raise writer.failure from exc
             record = FinishRecord(status="failed", error=error_info(exc))
         writer.write(record)
+        ending = {"waiting": "is suspended (waiting)", "released": "is handed back (worker stopping)"}
+        failure = f": {record.error.type}: {record.error.message}" if record.error is not None else ""
+        log.info("worker %s: execution %s %s%s", self.worker_id, ctx.execution_id,
+                 ending.get(record.status, record.status), failure)  # fmt: skip
 
 
 def _call(fn: Callable[..., Any], data: Any) -> Any:

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from ... import __version__
 from ...errors import ConfigurationError
 from .._service import Service
+from ._agents import agents_router
 from ._auth import BearerAuth
 from ._docs import install_docs
 from ._errors import install_error_handlers, route_methods
@@ -84,6 +85,7 @@ def create_app(
     app.state.service = service
     app.state.keepalive_seconds = keepalive_seconds
     app.include_router(router, prefix="/api")
+    app.include_router(agents_router, prefix="/api")
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     install_docs(app, docs_url="/api/docs", openapi_url="/api/openapi.json", title=app.title)
     install_error_handlers(app)
