@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConflictError, InvalidInputError, LeaseLostError, NotFoundError
+from ...errors import ConflictError, InvalidInputError, LeaseLostError, NotFoundError, UnavailableError
 from .._models import (
     Claim,
     Definition,
@@ -38,6 +38,18 @@ from ._schema import migrate
 __all__ = ["SQLiteStore", "Synchronous"]
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+
+
+def _unavailable(exc: sqlite3.OperationalError) -> UnavailableError:
+    return UnavailableError(
+        f"the database is locked by another process (a backup, a long transaction): {exc}; nothing was"
+        " changed, try again shortly",
+        retry_after=1.0,
+    )
+
+
 class SQLiteStore(Store):
     """A :class:`Store` in one SQLite file.
 
@@ -49,21 +61,26 @@ class SQLiteStore(Store):
         synchronous: ``"full"`` (default) fsyncs every commit, so an acknowledged write survives a
             power loss; ``"normal"`` survives a process crash but may lose the last commits on an OS
             crash, and is about ten times faster.
+        busy_timeout: Seconds a write waits for another process's write lock on the file (a backup,
+            a long transaction) before it gives up with
+            :class:`~agentspan.errors.UnavailableError` (the server answers 503), nothing changed.
     """
 
-    def __init__(self, path: str | Path, *, synchronous: Synchronous = "full") -> None:
+    def __init__(self, path: str | Path, *, synchronous: Synchronous = "full", busy_timeout: float = 30.0) -> None:
         if synchronous not in ("full", "normal"):
             raise InvalidInputError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
+        if not 0 <= busy_timeout <= 3600:
+            raise InvalidInputError(f"busy_timeout must be between 0 and 3600 seconds, not {busy_timeout}")
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._conn.execute("PRAGMA foreign_keys=OFF")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
         with self._lock:
             migrate(self._conn)
 
@@ -78,13 +95,21 @@ class SQLiteStore(Store):
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise _unavailable(exc) from exc
+                raise
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                    raise _unavailable(exc) from exc
                 raise
-            conn.execute("COMMIT")
 
     @staticmethod
     def _event(conn: sqlite3.Connection, execution_id: str, type_: str, data: dict[str, Any], now: float) -> None:
