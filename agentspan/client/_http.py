@@ -247,7 +247,7 @@ class HttpClient:
                     raise error
                 retry = True
                 retry_after = _seconds(reply.retry_after)
-                problem = f"Agentspan server at {self.base_url} unavailable ({reply.status}: {error.message})"
+                problem = f"Agentspan server at {self.base_url}: {error.message}"
             if backoff is None:
                 backoff = Backoff(self.retry, sleep=self._sleep)
             if not retry or not backoff.wait(problem, retry_after):
@@ -427,6 +427,8 @@ def _error_from_parts(status: int, content: bytes, reason: str) -> AgentspanErro
     message = str(error.get("message") or content[:500].decode(errors="replace") or reason)
     execution_id = error.get("execution_id")
     execution_id = execution_id if isinstance(execution_id, str) else None
+    if status in _RETRY_STATUSES:
+        return TransportError(f"the server is unavailable ({status}): {message}", execution_id=execution_id)
     if status >= 500:
         return TransportError(f"the server failed ({status}): {message}", execution_id=execution_id)
     cls = _ERRORS.get(str(error.get("type"))) or _ERRORS_BY_STATUS.get(status, InvalidInputError)

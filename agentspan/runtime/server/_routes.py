@@ -10,6 +10,7 @@ request holds a thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Annotated
 
@@ -44,6 +45,7 @@ from ._sse import event_stream
 __all__ = ["RECORDS_BODY", "health", "router"]
 
 router = APIRouter()
+logger = logging.getLogger("agentspan.server")
 
 _CREATE = BodyReader(CreateExecution)
 RECORDS_BODY = BodyReader(RecordsBody)
@@ -108,6 +110,8 @@ async def claim(request: Request) -> Response:
     # A long poll stops waiting when the worker hangs up (otherwise a worker killed while it waits
     # would be handed the next execution, leased to nobody until the lease expires) and when the
     # server shuts down (the worker is told to come back instead of being cut off).
+    if body.wait_seconds > 0:
+        logger.debug("claim by %s for %s waits up to %s s", body.worker_id, body.names, body.wait_seconds)
     stop = asyncio.Event()
     watch = asyncio.ensure_future(_stop_on_hangup_or_drain(request, draining, stop)) if body.wait_seconds > 0 else None
     try:
