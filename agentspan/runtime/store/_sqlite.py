@@ -75,6 +75,7 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._busy_timeout = busy_timeout
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -92,8 +93,24 @@ class SQLiteStore(Store):
                 pass
 
     @contextmanager
+    def _held(self) -> Iterator[None]:
+        """The connection's lock, waited for at most the busy timeout: while another process holds the
+        write lock, requests queue here behind the one waiting for it, and each gives up in bounded
+        time instead of after everyone before it."""
+        if not self._lock.acquire(timeout=self._busy_timeout):
+            raise UnavailableError(
+                "the database is busy (waiting for a write lock, held by another process?); nothing was"
+                " changed, try again shortly",
+                retry_after=1.0,
+            )
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._held():
             conn = self._conn
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -157,7 +174,7 @@ class SQLiteStore(Store):
             return conv.execution(self._row(conn, execution_id)), True
 
     def get_execution(self, execution_id: str) -> Execution | None:
-        with self._lock:
+        with self._held():
             row = self._conn.execute(
                 f"SELECT {conv.EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
             ).fetchone()
@@ -196,7 +213,7 @@ class SQLiteStore(Store):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
-        with self._lock:
+        with self._held():
             rows = self._conn.execute(sql, params).fetchall()
         items = [conv.execution(r) for r in rows[:limit]]
         next_cursor = None
@@ -244,7 +261,7 @@ class SQLiteStore(Store):
 
     # journal ----------------------------------------------------------------------------------------
     def get_journal(self, execution_id: str, *, include_superseded: bool = False) -> list[Step]:
-        with self._lock:
+        with self._held():
             self._row(self._conn, execution_id)
             return self._journal(self._conn, execution_id, include_superseded)
 
@@ -545,7 +562,7 @@ class SQLiteStore(Store):
         if not names:
             return None
         marks = ",".join("?" * len(names))
-        with self._lock:
+        with self._held():
             row = self._conn.execute(
                 f"SELECT MIN(CASE WHEN worker_id IS NULL THEN available_at ELSE lease_expires_at END)"
                 f" FROM work_queue WHERE name IN ({marks})",
@@ -603,7 +620,7 @@ class SQLiteStore(Store):
 
     # events ---------------------------------------------------------------------------------------------
     def events_after(self, execution_id: str, after_id: int, limit: int) -> list[Event]:
-        with self._lock:
+        with self._held():
             rows = self._conn.execute(
                 "SELECT id, execution_id, type, data, created_at FROM events WHERE execution_id = ? AND id > ?"
                 " ORDER BY id LIMIT ?",
@@ -634,14 +651,14 @@ class SQLiteStore(Store):
         return found
 
     def get_definition(self, name: str) -> Definition | None:
-        with self._lock:
+        with self._held():
             row = self._conn.execute(
                 "SELECT name, kind, spec, created_at, updated_at FROM definitions WHERE name = ?", (name,)
             ).fetchone()
         return None if row is None else conv.definition(row)
 
     def list_definitions(self) -> list[Definition]:
-        with self._lock:
+        with self._held():
             rows = self._conn.execute(
                 "SELECT name, kind, spec, created_at, updated_at FROM definitions ORDER BY name"
             ).fetchall()
