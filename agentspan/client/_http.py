@@ -245,7 +245,8 @@ class HttpClient:
                 error = _error_from_parts(reply.status, reply.content, reply.reason)
                 if reply.status not in _RETRY_STATUSES:
                     raise error
-                retry = True
+                # Our 503 changed nothing; a proxy's 502/504 may hide a request that was applied.
+                retry = idempotent or reply.status == 503
                 retry_after = _seconds(reply.retry_after)
                 problem = f"Agentspan server at {self.base_url}: {error.message}"
             if backoff is None:

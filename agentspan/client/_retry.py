@@ -17,9 +17,10 @@ log = logging.getLogger("agentspan.client")
 class RetryPolicy:
     """When and how long to retry a request that did not get through.
 
-    Retried: connections that could not be made, 503 answers (a locked database, a server shutting
-    down; their ``Retry-After`` is honoured), 502 and 504 from a proxy, and, for requests that are
-    safe to repeat, connections that broke before an answer came and timeouts.
+    Retried: connections that could not be made, and 503 answers (a locked database, a server
+    shutting down; their ``Retry-After`` is honoured). Requests that are safe to repeat (all but
+    creating an execution without an idempotency key) are also retried after a connection broke
+    before the answer came, a timeout, or a proxy's 502 or 504.
 
     The delays grow ``initial_delay``, ×``multiplier``, ... up to ``max_delay``, each drawn at random
     between half and all of that (jitter, so that many workers do not come back in lock step).
