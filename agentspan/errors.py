@@ -13,6 +13,7 @@ by category::
     ├── UnauthorizedError          missing or wrong bearer token (HTTP 401)
     ├── ConfigurationError         the runtime is configured in a way that cannot work
     ├── TransportError             the server could not be reached or answered 5xx (retryable)
+    ├── UnavailableError           the runtime cannot serve this now, try again (HTTP 503, retryable)
     ├── ExecutionError             an execution ended badly, raised to whoever waits on it
     │   ├── ExecutionFailedError   the durable function raised
     │   └── ExecutionCancelledError
@@ -44,6 +45,7 @@ __all__ = [
     "StepFailedError",
     "TransportError",
     "UnauthorizedError",
+    "UnavailableError",
 ]
 
 
@@ -115,6 +117,22 @@ class TransportError(AgentspanError):
     """The server could not be reached, timed out, or failed with a 5xx answer."""
 
     retryable = True
+
+
+class UnavailableError(AgentspanError):
+    """The runtime cannot serve the request right now, but may shortly: the database is locked by
+    another process (a backup, a long transaction), or the server is shutting down. Nothing was
+    changed; the server answers 503 with ``Retry-After`` and clients retry.
+
+    Attributes:
+        retry_after: Seconds after which trying again is sensible.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, execution_id: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(message, execution_id=execution_id)
+        self.retry_after = retry_after
 
 
 class ExecutionError(AgentspanError):

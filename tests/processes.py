@@ -43,13 +43,16 @@ def _env() -> dict[str, str]:
     return env
 
 
-def start_server(db: Path, port: int, *, synchronous: str = "full") -> subprocess.Popen[bytes]:
-    """``agentspan server`` on a loopback port; returns once /health answers."""
+def start_server(
+    db: Path, port: int, *, synchronous: str = "full", log_level: str = "warning"
+) -> subprocess.Popen[bytes]:
+    """``agentspan server`` on a loopback port; returns once /health answers. Its output goes to
+    ``<db>.server.log``."""
     log = db.with_suffix(".server.log")
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agentspan", "server", "--port", str(port), "--db", str(db),
-             "--synchronous", synchronous],
+            [sys.executable, "-m", "agentspan", "--log-level", log_level, "server", "--port", str(port),
+             "--db", str(db), "--synchronous", synchronous],
             env=_env(), stdout=out, stderr=out,
         )  # fmt: skip
     deadline = time.monotonic() + 20
@@ -67,15 +70,27 @@ def start_server(db: Path, port: int, *, synchronous: str = "full") -> subproces
 
 
 def start_worker(
-    *, server: str | None = None, db: Path | None = None, lease: float = 2.0, target: str = "flows:functions"
+    *,
+    server: str | None = None,
+    db: Path | None = None,
+    lease: float = 2.0,
+    target: str = "flows:functions",
+    poll: float = 1.0,
+    max_executions: int = 1,
+    log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``agentspan worker`` for the test flows, over HTTP (``server``) or on the SQLite file (``db``)."""
+    """``agentspan worker`` for the test flows, over HTTP (``server``) or on the SQLite file (``db``).
+
+    Its output is piped, or appended to ``log`` when given (to read while it runs)."""
     where = ["--server", server] if server else ["--db", str(db)]
-    return subprocess.Popen(
-        [sys.executable, "-m", "agentspan", "worker", target, *where,
-         "--lease-seconds", str(lease), "--poll-seconds", "1", "--max-executions", "1"],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    command = [
+        sys.executable, "-m", "agentspan", "worker", target, *where, "--lease-seconds", str(lease),
+        "--poll-seconds", str(poll), "--max-executions", str(max_executions),
+    ]  # fmt: skip
+    if log is None:
+        return subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with open(log, "ab") as out:
+        return subprocess.Popen(command, env=_env(), stdout=out, stderr=out)
 
 
 def wait_until(predicate: Callable[[], object], what: str, timeout: float = 150.0) -> None:

@@ -13,7 +13,7 @@ EXPECTED = {
         "current_step", "default_db_path", "function", "run_step", "run_step_async", "sleep", "step",
         "wait_for_signal",
     ],
-    "agentspan.client": ["Client", "HttpClient"],
+    "agentspan.client": ["Client", "HttpClient", "RetryPolicy"],
     "agentspan.worker": ["Worker", "default_worker_id"],
     "agentspan.runtime": [
         "AgentStatus", "Claim", "Definition", "DivergenceRecord", "ErrorInfo", "Event", "Execution", "ExecutionPage",
@@ -43,7 +43,7 @@ EXPECTED = {
         "AgentspanError", "ConfigurationError", "ConflictError", "DivergenceError", "ExecutionCancelledError",
         "ExecutionError", "ExecutionFailedError", "InDoubtStepError", "InvalidInputError", "LeaseLostError",
         "NotFoundError", "NotJSONError", "PayloadTooLargeError", "StepError", "StepFailedError",
-        "TransportError", "UnauthorizedError",
+        "TransportError", "UnauthorizedError", "UnavailableError",
     ],
 }  # fmt: skip
 

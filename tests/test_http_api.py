@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from agentspan.client import Client, HttpClient
+from agentspan.client import Client, HttpClient, RetryPolicy
 from agentspan.errors import (
     ConfigurationError,
     ConflictError,
@@ -516,6 +516,10 @@ def test_empty_auth_token_is_a_configuration_error(service: Service) -> None:
 def test_unreachable_server_is_transport_error(service: Service) -> None:
     with serve_in_thread(service) as server:
         url = server.url
-    with HttpClient(url, timeout=2) as client, pytest.raises(TransportError, match="cannot reach") as caught:
+    no_retries = RetryPolicy(give_up_after=0)
+    with (
+        HttpClient(url, timeout=2, retry=no_retries) as client,
+        pytest.raises(TransportError, match="cannot reach") as caught,
+    ):
         client.get_execution("x")
     assert caught.value.retryable is True

@@ -85,10 +85,14 @@ class AgentRuntime:
         self.close()
 
     def close(self) -> None:
-        """Stop this process's workers (each finishes or releases its current step), then the API."""
-        self._runtime.close()
+        """Stop this process's workers (each finishes or releases its current step), then the API
+        (which waits for its lease sweep), then close the store: in this order, so that nothing
+        uses the store once it is closed."""
+        self._runtime.stop_workers()
         if self._http is not None:
             self._http.stop()
+            self._http = None
+        self._runtime.close()
 
     # --- running -----------------------------------------------------------------------------
     def run(

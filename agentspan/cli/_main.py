@@ -34,7 +34,10 @@ def cmd_server(args: argparse.Namespace) -> int:
     db = args.db or default_db_path()
     from ..durable._runtime import default_synchronous
 
-    service = Service(SQLiteStore(db, synchronous=args.synchronous or default_synchronous()))
+    # A write waits at most 5 s for another process's lock on the file, then is answered 503 (and
+    # retried by the client), well within a client's 30 s timeout.
+    store = SQLiteStore(db, synchronous=args.synchronous or default_synchronous(), busy_timeout=5.0)
+    service = Service(store)
     print(f"agentspan server on http://{args.host}:{args.port}/api (database {db})", flush=True)
     run_server(
         service,

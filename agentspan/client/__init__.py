@@ -2,5 +2,6 @@
 
 from ._base import Client
 from ._http import HttpClient
+from ._retry import RetryPolicy
 
-__all__ = ["Client", "HttpClient"]
+__all__ = ["Client", "HttpClient", "RetryPolicy"]

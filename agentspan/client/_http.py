@@ -6,10 +6,10 @@ import http.client
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -39,6 +39,7 @@ from ..runtime import (
     Step,
     WriteResult,
 )
+from ._retry import Backoff, RetryPolicy
 from ._wire import WireConnection
 
 __all__ = ["DEFAULT_SERVER_URL", "HttpClient"]
@@ -73,11 +74,32 @@ _ERRORS_BY_STATUS: dict[int, type[AgentspanError]] = {
     409: ConflictError,
     413: PayloadTooLargeError,
 }
-# A connection that could not be made carried nothing, so trying again is safe; anything that
-# fails later may have reached the server, and is left to the caller (``TransportError.retryable``).
-_CONNECT_ATTEMPTS = 4
-_CONNECT_BACKOFF = 0.05
+# A connection that could not be made carried nothing, so trying again is always safe; a request
+# that fails later may have reached the server, and is retried only when repeating it is harmless.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, ConnectionRefusedError)
+# 503: the server could not serve it now (a locked database, shutting down) and changed nothing;
+# 502 and 504 come from a proxy in front of a server that is down or slow.
+_RETRY_STATUSES = frozenset({502, 503, 504})
 _MAX_WAIT = 300.0
+
+
+class _Reply(NamedTuple):
+    status: int
+    content: bytes
+    reason: str
+    retry_after: str | None
+    response: httpx.Response | None
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A ``Retry-After`` header's delay (the seconds form; an HTTP date is ignored)."""
+    if retry_after is None:
+        return None
+    try:
+        seconds = float(retry_after)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 3600 else None
 
 
 def _json_default(value: Any) -> Any:
@@ -123,12 +145,22 @@ class HttpClient:
         token: Bearer token for a server started with one; defaults to ``AGENTSPAN_AUTH_TOKEN``.
         timeout: Seconds to wait for a connection and for each answer; long polls wait this much
             longer than the time they ask the server to wait.
+        retry: How long and how often to retry a server that is unreachable, restarting or busy
+            (503); each retry logs one warning. The default gives up after a minute; a
+            :class:`~agentspan.worker.Worker` waits for its server however long it takes.
     """
 
     inline_writes = False
     """Every write is a network round trip: async callers should make it in a thread."""
 
-    def __init__(self, base_url: str | None = None, *, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         url = base_url or os.environ.get("AGENTSPAN_SERVER_URL") or DEFAULT_SERVER_URL
         self.base_url = url.rstrip("/")
         if token is None:
@@ -137,6 +169,9 @@ class HttpClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        """The retry policy of every request."""
+        self._sleep: Callable[[float], object] = time.sleep
         self._http = httpx.Client(headers=headers, timeout=timeout)
         self._wire = WireConnection(self.base_url, headers, timeout)
 
@@ -165,26 +200,60 @@ class HttpClient:
         content: bytes | None = None,
         params: dict[str, Any] | None = None,
         wait: float = 0.0,
+        idempotent: bool = True,
     ) -> httpx.Response:
-        """Send a request to ``path`` (under ``base_url``; a full URL as is); raise its error answer."""
+        """Send a request to ``path`` (under ``base_url``; a full URL as is); raise its error answer.
+
+        Retried under :attr:`retry` (see :class:`RetryPolicy`); ``idempotent`` requests also when
+        the connection broke after they were sent, or timed out.
+        """
         url = path if isinstance(path, httpx.URL) else self.base_url + path
         timeout = httpx.Timeout(self.timeout, read=self.timeout + wait) if wait > 0 else httpx.USE_CLIENT_DEFAULT
-        for attempt in range(_CONNECT_ATTEMPTS):
+
+        def send() -> _Reply:
+            response = self._http.request(method, url, content=content, params=params, timeout=timeout)
+            return _Reply(
+                response.status_code, response.content, response.reason_phrase,
+                response.headers.get("retry-after"), response,
+            )  # fmt: skip
+
+        reply = self._exchange(method, str(url), send, idempotent=idempotent)
+        assert reply.response is not None
+        return reply.response
+
+    def _exchange(self, method: str, url: str, send: Callable[[], _Reply], *, idempotent: bool) -> _Reply:
+        """``send()`` until it gets an answer that is not worth retrying, waiting between tries."""
+        backoff: Backoff | None = None
+        while True:
+            retry_after: float | None = None
+            cause: BaseException | None = None
+            error: AgentspanError
             try:
-                response = self._http.request(method, url, content=content, params=params, timeout=timeout)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                if attempt + 1 == _CONNECT_ATTEMPTS:
-                    raise TransportError(f"cannot reach the Agentspan server at {self.base_url}: {exc}") from exc
-                time.sleep(_CONNECT_BACKOFF * 2**attempt)
-                continue
-            except httpx.TimeoutException as exc:
-                raise TransportError(f"{method} {url} timed out: {exc!r}") from exc
-            except httpx.HTTPError as exc:
-                raise TransportError(f"{method} {url} failed: {exc!r}") from exc
-            if response.status_code >= 400:
-                raise _error_from(response)
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
+                reply = send()
+            except _NOT_SENT as exc:  # nothing reached the server: always safe to try again
+                cause, retry = exc, True
+                error = TransportError(f"cannot reach the Agentspan server at {self.base_url}: {exc}")
+                problem = f"Agentspan server unreachable at {self.base_url}"
+            except (httpx.HTTPError, OSError, ValueError) as exc:  # sent, and maybe applied
+                cause, retry = exc, idempotent
+                timed_out = isinstance(exc, httpx.TimeoutException | TimeoutError)
+                what = "timed out" if timed_out else "failed"
+                error = TransportError(f"{method} {url} {what}: {exc!r}")
+                problem = f"no answer from the Agentspan server at {self.base_url} ({method} {what}: {exc!r})"
+            else:
+                if reply.status < 400:
+                    return reply
+                error = _error_from_parts(reply.status, reply.content, reply.reason)
+                if reply.status not in _RETRY_STATUSES:
+                    raise error
+                # Our 503 changed nothing; a proxy's 502/504 may hide a request that was applied.
+                retry = idempotent or reply.status == 503
+                retry_after = _seconds(reply.retry_after)
+                problem = f"Agentspan server at {self.base_url}: {error.message}"
+            if backoff is None:
+                backoff = Backoff(self.retry, sleep=self._sleep)
+            if not retry or not backoff.wait(problem, retry_after):
+                raise error from cause
 
     @staticmethod
     def _parse(response: httpx.Response, model: type[BaseModel] | TypeAdapter[Any]) -> Any:
@@ -201,7 +270,9 @@ class HttpClient:
     def create_execution(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> Execution:
         """Queue an execution of ``name``; the same idempotency key returns the same execution."""
         body = {"name": name, "input": input, "idempotency_key": idempotency_key}
-        response = self._request("POST", "/executions", content=_encode(body, "execution input"))
+        content = _encode(body, "execution input")
+        # Without a key, a repeat after a broken connection could start a second execution.
+        response = self._request("POST", "/executions", content=content, idempotent=idempotency_key is not None)
         result: Execution = self._parse(response, Execution)
         return result
 
@@ -257,18 +328,18 @@ class HttpClient:
         body = {"worker_id": worker_id, "epoch": epoch, "records": [r.model_dump() for r in records]}
         path = f"{_execution_path(execution_id)}/records"
         content = _encode(body, "a step's input or output")
+
+        def send() -> _Reply:
+            status, data, retry_after = self._wire.exchange(path, content)
+            return _Reply(status, data, http.client.responses.get(status, ""), retry_after, None)
+
+        # Safe to repeat: records carry the lease epoch, and a record the server already has is
+        # acknowledged again without being applied twice.
+        reply = self._exchange("POST", self.base_url + path, send, idempotent=True)
         try:
-            status, data = self._wire.post(path, content)
-        except ConnectionRefusedError as exc:
-            raise TransportError(f"cannot reach the Agentspan server at {self.base_url}: {exc}") from exc
-        except (OSError, ValueError) as exc:
-            raise TransportError(f"POST {self.base_url}{path} failed: {exc!r}") from exc
-        if status >= 400:
-            raise _error_from_parts(status, data, http.client.responses.get(status, ""))
-        try:
-            return WriteResult.model_validate_json(data)
+            return WriteResult.model_validate_json(reply.content)
         except ValidationError as exc:
-            raise TransportError(f"unexpected answer from {self.base_url}{path} ({status}): {exc}") from None
+            raise TransportError(f"unexpected answer from {self.base_url}{path} ({reply.status}): {exc}") from None
 
     def claim(
         self, worker_id: str, names: Sequence[str], *, wait_seconds: float = 0.0, lease_seconds: float = 30.0
@@ -363,6 +434,8 @@ def _error_from_parts(status: int, content: bytes, reason: str) -> AgentspanErro
     message = str(error.get("message") or content[:500].decode(errors="replace") or reason)
     execution_id = error.get("execution_id")
     execution_id = execution_id if isinstance(execution_id, str) else None
+    if status in _RETRY_STATUSES:
+        return TransportError(f"the server is unavailable ({status}): {message}", execution_id=execution_id)
     if status >= 500:
         return TransportError(f"the server failed ({status}): {message}", execution_id=execution_id)
     cls = _ERRORS.get(str(error.get("type"))) or _ERRORS_BY_STATUS.get(status, InvalidInputError)

@@ -84,11 +84,16 @@ class WireConnection:
         Raises ``OSError`` (``ConnectionRefusedError`` when nothing listens) when the exchange
         fails; the connection is then dropped and the next call opens a new one.
         """
+        status, data, _ = self.exchange(path, body)
+        return status, data
+
+    def exchange(self, path: str, body: bytes) -> tuple[int, bytes, str | None]:
+        """:meth:`post`, also returning the answer's ``Retry-After`` header (None without one)."""
         conn = self._connection()
         request = f"POST {self._prefix}{path} HTTP/1.1\r\n{self._head}Content-Length: {len(body)}\r\n\r\n"
         try:
             conn.sock.sendall(request.encode("latin-1") + body)
-            status, data, keep = _read_response(conn.reader)
+            status, data, keep, retry_after = _read_response(conn.reader)
         except BaseException:
             conn.close()
             self._local.conn = None
@@ -97,7 +102,7 @@ class WireConnection:
         if not keep:
             conn.close()
             self._local.conn = None
-        return status, data
+        return status, data, retry_after
 
     def close(self) -> None:
         """Close this thread's connection (other threads' close when they are collected)."""
@@ -107,7 +112,7 @@ class WireConnection:
             self._local.conn = None
 
 
-def _read_response(reader: BinaryIO) -> tuple[int, bytes, bool]:
+def _read_response(reader: BinaryIO) -> tuple[int, bytes, bool, str | None]:
     readline = reader.readline
     read = reader.read
     line = readline(65537)
@@ -119,6 +124,7 @@ def _read_response(reader: BinaryIO) -> tuple[int, bytes, bool]:
     status = int(parts[1])
     length: int | None = None
     chunked = False
+    retry_after: str | None = None
     keep = parts[0] == b"HTTP/1.1"
     for _ in range(_MAX_HEADER_LINES):
         line = readline(65537)
@@ -132,6 +138,8 @@ def _read_response(reader: BinaryIO) -> tuple[int, bytes, bool]:
             chunked = b"chunked" in value.lower()
         elif name == b"connection":
             keep = value.strip().lower() != b"close"
+        elif name == b"retry-after":
+            retry_after = value.strip().decode("latin-1")
     else:
         raise WireError("the answer has too many header lines")
     if chunked:
@@ -144,10 +152,10 @@ def _read_response(reader: BinaryIO) -> tuple[int, bytes, bool]:
                 break
             data += read(size)
             readline(65537)
-        return status, data, keep
+        return status, data, keep, retry_after
     if length is None:
-        return status, read(), False
+        return status, read(), False, retry_after
     data = read(length)
     if len(data) != length:
         raise WireError("the server closed the connection in the middle of its answer")
-    return status, data, keep
+    return status, data, keep, retry_after

@@ -225,6 +225,11 @@ class Runtime:
 
     def close(self) -> None:
         """Stop this process's workers (each finishes or releases its current step) and disconnect."""
+        self.stop_workers()
+        self.client.close()
+
+    def stop_workers(self) -> None:
+        """Stop this process's workers and wait for them: each finishes or releases its current step."""
         with self._lock:
             workers, self._workers = list(self._workers.values()), {}
         for worker, _ in workers:
@@ -232,7 +237,6 @@ class Runtime:
         for _, thread in workers:
             if thread is not threading.current_thread():
                 thread.join(timeout=30)
-        self.client.close()
 
     def _reap_dead_local_workers(self) -> None:
         assert self.service is not None

@@ -29,6 +29,11 @@ class Notifier:
         with self._cond:
             return self._versions[topic]
 
+    def waiting(self) -> int:
+        """How many asyncio waits are under way (for tests and diagnostics)."""
+        with self._cond:
+            return sum(len(waiters) for waiters in self._async.values())
+
     def notify(self, *topics: str) -> None:
         """Wake every waiter of the given topics."""
         with self._cond:

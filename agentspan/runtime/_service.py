@@ -6,6 +6,7 @@ The HTTP API is a thin layer over this class, and the local transport *is* this 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -207,17 +208,31 @@ class Service:
             self.notifier.wait(_WORK, seen, sleep)
 
     async def claim_async(
-        self, worker_id: str, names: Sequence[str], *, wait_seconds: float = 0.0, lease_seconds: float = 30.0
+        self,
+        worker_id: str,
+        names: Sequence[str],
+        *,
+        wait_seconds: float = 0.0,
+        lease_seconds: float = 30.0,
+        stop: asyncio.Event | None = None,
     ) -> Claim | None:
-        """:meth:`claim` for an event loop: the long poll waits without holding a thread."""
+        """:meth:`claim` for an event loop: the store is used from a thread (a locked database does not
+        stall the loop), and the long poll waits without holding one.
+
+        ``stop`` ends the wait early with None (the worker hung up, the server shuts down). Only the
+        wait is cut short, never a claim under way, so no execution is leased to nobody.
+        """
         self._check_claim(names, wait_seconds, lease_seconds)
         self.serving.saw(worker_id, names, self.now(), wait_seconds)
         deadline = time.monotonic() + wait_seconds
         while True:
-            claim, seen, sleep = self._claim_or_sleep(worker_id, names, lease_seconds, deadline)
+            claim, seen, sleep = await asyncio.to_thread(
+                self._claim_or_sleep, worker_id, names, lease_seconds, deadline
+            )
             if claim is not None or sleep <= 0:
                 return claim
-            await self.notifier.wait_async(_WORK, seen, sleep)
+            if not await self._wait_async(_WORK, seen, sleep, stop):
+                return None
 
     def _claim_or_sleep(
         self, worker_id: str, names: Sequence[str], lease_seconds: float, deadline: float
@@ -292,14 +307,33 @@ class Service:
         *,
         after: int = 0,
         timeout: float = 30.0,  # noqa: ASYNC109 - the same signature as wait_events
+        stop: asyncio.Event | None = None,
     ) -> list[Event]:
-        """:meth:`wait_events` for an event loop."""
+        """:meth:`wait_events` for an event loop (the store is used from a thread); ``stop`` ends the
+        wait early with no events."""
         deadline = time.monotonic() + min(timeout, 300.0)
         while True:
-            events, seen, sleep = self._events_or_sleep(execution_id, after, deadline)
+            events, seen, sleep = await asyncio.to_thread(self._events_or_sleep, execution_id, after, deadline)
             if events or sleep <= 0:
                 return events
-            await self.notifier.wait_async(_events_topic(execution_id), seen, sleep)
+            if not await self._wait_async(_events_topic(execution_id), seen, sleep, stop):
+                return []
+
+    async def _wait_async(self, topic: str, seen: int, seconds: float, stop: asyncio.Event | None) -> bool:
+        """Wait for ``topic`` (see :meth:`Notifier.wait_async`); False if ``stop`` was set first."""
+        if stop is None:
+            await self.notifier.wait_async(topic, seen, seconds)
+            return True
+        if stop.is_set():
+            return False
+        waiting = asyncio.ensure_future(self.notifier.wait_async(topic, seen, seconds))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((waiting, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()  # a wait, not a claim: cancelling it loses nothing
+            stopped.cancel()
+        return not stop.is_set()
 
     def _events_or_sleep(self, execution_id: str, after: int, deadline: float) -> tuple[list[Event], int, float]:
         """One round of an event long poll: new events, or the version seen and how long to wait."""

@@ -12,11 +12,19 @@ from types import FrameType
 from typing import Any
 
 from ..client import Client
+from ..client._retry import FOREVER, Backoff
 from ..durable._codec import error_info
 from ..durable._context import DurableContext, Suspended, WorkerStopping
 from ..durable._definitions import FunctionDefinition
 from ..durable._writer import JournalWriter
-from ..errors import AgentspanError, ConfigurationError, LeaseLostError, NotJSONError
+from ..errors import (
+    AgentspanError,
+    ConfigurationError,
+    LeaseLostError,
+    NotJSONError,
+    TransportError,
+    UnavailableError,
+)
 from ..runtime import Claim, FinishRecord
 from ._aio import run_async
 from ._liveness import worker_id_for_process
@@ -71,6 +79,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         self._stopping = threading.Event()
         self._current: DurableContext | None = None
+        self._outage: Backoff | None = None
 
     @property
     def names(self) -> list[str]:
@@ -101,9 +110,7 @@ class Worker:
         with self._signals() if handle_signals else contextlib.nullcontext():
             while not self._stopping.is_set() and (max_executions is None or count < max_executions):
                 try:
-                    claim = self.client.claim(
-                        self.worker_id, self.names, wait_seconds=self.poll_seconds, lease_seconds=self.lease_seconds
-                    )
+                    claim = self._claim()
                 except _Interrupted:
                     break
                 if claim is None:
@@ -111,6 +118,22 @@ class Worker:
                 self.execute(claim)
                 count += 1
         return count
+
+    def _claim(self) -> Claim | None:
+        """One long poll for work; while the server is unreachable or busy, wait for it (forever)."""
+        try:
+            claim = self.client.claim(
+                self.worker_id, self.names, wait_seconds=self.poll_seconds, lease_seconds=self.lease_seconds
+            )
+        except (TransportError, UnavailableError) as exc:
+            if self._outage is None:
+                self._outage = Backoff(FOREVER, sleep=self._stopping.wait)
+            self._outage.wait(f"worker {self.worker_id} cannot get work: {exc.message}")
+            return None
+        if self._outage is not None:
+            log.warning("worker %s: the server answers again", self.worker_id)
+            self._outage = None
+        return claim
 
     def run_once(self, *, wait_seconds: float = 0.0) -> bool:
         """Claim one execution (waiting up to ``wait_seconds``) and run it; False if none came."""
@@ -162,6 +185,14 @@ class Worker:
             self._finish(ctx, writer, definition, execution.input)
         except LeaseLostError as exc:
             log.warning("worker %s lost execution %s: %s", self.worker_id, execution.id, exc.message)
+        except (TransportError, UnavailableError) as exc:
+            # The server stayed unreachable longer than the client's retry policy allows: this
+            # attempt is over, but the execution is not lost. Its lease expires and a worker (this
+            # one, once the server answers again) resumes it from its journal.
+            log.warning(
+                "worker %s gave up on execution %s for now: %s; it resumes from its journal once its lease expires",
+                self.worker_id, execution.id, exc.message,
+            )  # fmt: skip
         finally:
             self._current = None
             beat.stop()

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from ... import __version__
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, UnavailableError
 from .._service import Service
 from ._agents import agents_router
 from ._auth import BearerAuth
@@ -24,12 +24,13 @@ from ._limits import BodySizeLimit
 from ._openapi import install_openapi
 from ._routes import health, router
 
-__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "create_app"]
+__all__ = ["DEFAULT_LEASE_SWEEP_SECONDS", "DEFAULT_MAX_REQUEST_BYTES", "create_app"]
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 """The largest request body accepted unless ``create_app`` is told otherwise."""
 
-_LEASE_SWEEP_SECONDS = 1.0
+DEFAULT_LEASE_SWEEP_SECONDS = 1.0
+"""How often the app looks for expired leases unless ``create_app`` is told otherwise."""
 logger = logging.getLogger("agentspan.server")
 
 
@@ -40,11 +41,13 @@ def create_app(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     keepalive_seconds: float = 15.0,
     allowed_hosts: Collection[str] = (),
+    lease_sweep_seconds: float = DEFAULT_LEASE_SWEEP_SECONDS,
 ) -> FastAPI:
     """The HTTP API of ``service`` under ``/api``, with ``/health`` and the OpenAPI document.
 
     While the app runs, a background task re-queues executions whose lease expired, once a second,
-    so a dead worker's executions show as queued even before another worker asks for work.
+    so a dead worker's executions show as queued even before another worker asks for work. The app's
+    shutdown waits for a sweep under way, so the caller may close the service once it has stopped.
 
     Args:
         service: The runtime to expose; the caller keeps ownership (the app does not close it).
@@ -55,23 +58,31 @@ def create_app(
         allowed_hosts: ``Host`` names (any port) accepted on a loopback address besides
             ``localhost``, ``127.0.0.1`` and ``[::1]`` with the server's port: for a reverse proxy on
             the same machine that passes its own host name on.
+        lease_sweep_seconds: How often expired leases are looked for.
 
     Raises:
         ConfigurationError: ``auth_token`` is empty or ``max_request_bytes`` is not positive.
     """
     if auth_token is not None and not auth_token:
         raise ConfigurationError("the auth token is empty; set a non-empty AGENTSPAN_AUTH_TOKEN or none at all")
+    if lease_sweep_seconds <= 0:
+        raise ConfigurationError(f"lease_sweep_seconds must be positive, not {lease_sweep_seconds}")
     if max_request_bytes < 1:
         raise ConfigurationError(f"max_request_bytes must be positive, not {max_request_bytes}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(_expire_leases_forever(service), name="agentspan-lease-sweeper")
+        stop = asyncio.Event()
+        sweeper = asyncio.create_task(
+            _expire_leases_forever(service, stop, lease_sweep_seconds), name="agentspan-lease-sweeper"
+        )
         try:
             yield
         finally:
-            sweeper.cancel()
-            await asyncio.gather(sweeper, return_exceptions=True)
+            # Not cancelled: a sweep under way runs in a thread, and the store may be closed as soon
+            # as the app has shut down, so shutdown waits for it to end.
+            stop.set()
+            await sweeper
 
     app = FastAPI(
         title="Agentspan runtime",
@@ -83,6 +94,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.draining = asyncio.Event()  # set by the server when it begins to shut down
     app.state.keepalive_seconds = keepalive_seconds
     app.include_router(router, prefix="/api")
     app.include_router(agents_router, prefix="/api")
@@ -104,10 +116,17 @@ def create_app(
     return app
 
 
-async def _expire_leases_forever(service: Service) -> None:
+async def _expire_leases_forever(service: Service, stop: asyncio.Event, interval: float) -> None:
     while True:
-        await asyncio.sleep(_LEASE_SWEEP_SECONDS)
         try:
-            service.expire_leases()  # one short transaction: cheaper inline than in a thread
+            async with asyncio.timeout(interval):
+                await stop.wait()
+            return
+        except TimeoutError:
+            pass
+        try:
+            await asyncio.to_thread(service.expire_leases)
+        except UnavailableError as exc:
+            logger.warning("expiring leases: %s; retrying in %s s", exc.message, interval)
         except Exception:
-            logger.exception("expiring leases failed; retrying in %s s", _LEASE_SWEEP_SECONDS)
+            logger.exception("expiring leases failed; retrying in %s s", interval)

@@ -25,6 +25,7 @@ from ...errors import (
     NotFoundError,
     PayloadTooLargeError,
     UnauthorizedError,
+    UnavailableError,
 )
 
 __all__ = ["describe_errors", "error_response", "install_error_handlers", "route_methods", "status_for"]
@@ -39,6 +40,7 @@ _STATUS: dict[type, int] = {
     LeaseLostError: 409,
     ConflictError: 409,
     UnauthorizedError: 401,
+    UnavailableError: 503,
 }
 # Errors raised by the framework itself (unknown route, wrong method) get a category by status.
 _TYPE_BY_STATUS = {
@@ -51,7 +53,8 @@ _TYPE_BY_STATUS = {
 
 
 def status_for(exc: AgentspanError) -> int:
-    """The HTTP status of an error: 4xx for what the caller can fix, 500 for everything else."""
+    """The HTTP status of an error: 4xx for what the caller can fix, 503 for "try again shortly",
+    500 for everything else."""
     for cls in type(exc).__mro__:
         status = _STATUS.get(cls)
         if status is not None:
@@ -60,10 +63,13 @@ def status_for(exc: AgentspanError) -> int:
 
 
 def error_response(exc: AgentspanError, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The JSON answer for ``exc``, with the status :func:`status_for` gives it."""
+    """The JSON answer for ``exc``, with the status :func:`status_for` gives it (and, for a 503,
+    ``Retry-After``)."""
     body = exc.to_dict()
     if isinstance(exc, LeaseLostError) and exc.epoch is not None:
         body["epoch"] = exc.epoch
+    if isinstance(exc, UnavailableError):
+        headers = {**(headers or {}), "Retry-After": str(max(1, round(exc.retry_after)))}
     return JSONResponse({"error": body}, status_code=status_for(exc), headers=headers)
 
 

@@ -9,6 +9,7 @@ document describes the endpoint.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -58,9 +59,11 @@ class RecordsFastPath:
                 if not message.get("more_body"):
                     break
             body = RECORDS_BODY.parse(b"".join(chunks))
-            result = self._service.write_records(
-                scope["path_params"]["execution_id"], body.worker_id, body.epoch, body.records
-            )
+            # In a thread, so that a write waiting for the database's lock does not stall the loop.
+            result = await asyncio.to_thread(
+                self._service.write_records,
+                scope["path_params"]["execution_id"], body.worker_id, body.epoch, body.records,
+            )  # fmt: skip
         except AgentspanError as exc:
             await error_response(exc)(scope, receive, send)
             return

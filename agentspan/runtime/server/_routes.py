@@ -1,21 +1,24 @@
 """The endpoints: each one reads its request, makes one call on the :class:`Service`, answers JSON.
 
-Handlers are ``async`` and call the service inline: a store call is a fraction of a millisecond,
-less than a hop to the threadpool costs, and long polls use the service's asyncio waits, so no
+Handlers are ``async`` and make their service call in a thread (``asyncio.to_thread``): a store call
+is usually a fraction of a millisecond, but it waits while another process holds the database's
+write lock (a backup, a long transaction), and the event loop must keep answering meanwhile
+(``/health``, long polls, event streams). Long polls use the service's asyncio waits, so no waiting
 request holds a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from collections.abc import Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, BeforeValidator, TypeAdapter
 
+from ...errors import UnavailableError
 from .._models import (
     Claim,
     CreateExecution,
@@ -44,6 +47,7 @@ from ._sse import event_stream
 __all__ = ["RECORDS_BODY", "health", "router"]
 
 router = APIRouter()
+logger = logging.getLogger("agentspan.server")
 
 _CREATE = BodyReader(CreateExecution)
 RECORDS_BODY = BodyReader(RecordsBody)
@@ -104,7 +108,8 @@ async def write_records(execution_id: str, request: Request) -> Response:
     anything follows a finish record: nothing is written then)."""
     # Served by RecordsFastPath in front of FastAPI; this route documents it and serves the same way.
     body = await RECORDS_BODY.read(request)
-    return _json(_service(request).write_records(execution_id, body.worker_id, body.epoch, body.records))
+    service = _service(request)
+    return _json(await asyncio.to_thread(service.write_records, execution_id, body.worker_id, body.epoch, body.records))
 
 
 @router.post(
@@ -117,31 +122,41 @@ async def write_records(execution_id: str, request: Request) -> Response:
 async def claim(request: Request) -> Response:
     """Lease the next execution among ``names``, long-polling up to ``wait_seconds``."""
     body = await _CLAIM.read(request)
-    claim = _service(request).claim_async(
-        body.worker_id, body.names, wait_seconds=body.wait_seconds, lease_seconds=body.lease_seconds
-    )
+    draining = _draining(request)
+    # A long poll stops waiting when the worker hangs up (otherwise a worker killed while it waits
+    # would be handed the next execution, leased to nobody until the lease expires) and when the
+    # server shuts down (the worker is told to come back instead of being cut off).
     if body.wait_seconds > 0:
-        found = await _unless_disconnected(request, claim)
-    else:
-        found = await claim
+        logger.debug("claim by %s for %s waits up to %s s", body.worker_id, body.names, body.wait_seconds)
+    stop = asyncio.Event()
+    watch = asyncio.ensure_future(_stop_on_hangup_or_drain(request, draining, stop)) if body.wait_seconds > 0 else None
+    try:
+        found = await _service(request).claim_async(
+            body.worker_id, body.names, wait_seconds=body.wait_seconds, lease_seconds=body.lease_seconds, stop=stop
+        )
+    finally:
+        if watch is not None:
+            watch.cancel()
+    if found is None and draining.is_set():
+        raise UnavailableError("the server is shutting down; claim again shortly", retry_after=1.0)
     return Response(status_code=_NO_CONTENT) if found is None else _json(found)
 
 
-async def _unless_disconnected(request: Request, claim: Coroutine[Any, Any, Claim | None]) -> Claim | None:
-    """Await a long-polling claim, abandoning it if the worker hangs up meanwhile.
+def _draining(request: Request) -> asyncio.Event:
+    """Set when the server begins to shut down: long polls and event streams end at once."""
+    draining: asyncio.Event = request.app.state.draining
+    return draining
 
-    Otherwise a worker killed while it waits would be handed the next execution, which would then
-    sit leased to nobody until the lease expires.
-    """
-    waiting = asyncio.ensure_future(claim)
+
+async def _stop_on_hangup_or_drain(request: Request, draining: asyncio.Event, stop: asyncio.Event) -> None:
     hangup = asyncio.ensure_future(_hangup(request))
+    drain = asyncio.ensure_future(draining.wait())
     try:
-        await asyncio.wait((waiting, hangup), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((hangup, drain), return_when=asyncio.FIRST_COMPLETED)
     finally:
         hangup.cancel()
-        if not waiting.done():
-            waiting.cancel()  # it is waiting, not claiming: cancelling it claims nothing
-    return waiting.result() if waiting.done() else None
+        drain.cancel()
+    stop.set()
 
 
 async def _hangup(request: Request) -> None:
@@ -159,7 +174,10 @@ async def heartbeat(execution_id: str, request: Request) -> Response:
     """Renew a lease (409 if another worker took it over)."""
     body = await _HEARTBEAT.read(request)
     service = _service(request)
-    return _json(service.heartbeat(execution_id, body.worker_id, body.epoch, lease_seconds=body.lease_seconds))
+    beat = await asyncio.to_thread(
+        service.heartbeat, execution_id, body.worker_id, body.epoch, lease_seconds=body.lease_seconds
+    )
+    return _json(beat)
 
 
 # executions ------------------------------------------------------------------------------------------
@@ -174,8 +192,9 @@ async def heartbeat(execution_id: str, request: Request) -> Response:
 async def create_execution(request: Request) -> Response:
     """Queue an execution; the same idempotency key returns the existing one."""
     body = await _CREATE.read(request)
-    execution, created = _service(request).create_or_get_execution(
-        body.name, body.input, idempotency_key=body.idempotency_key
+    service = _service(request)
+    execution, created = await asyncio.to_thread(
+        service.create_or_get_execution, body.name, body.input, idempotency_key=body.idempotency_key
     )
     return _json(execution, 201 if created else 200)
 
@@ -191,8 +210,8 @@ async def list_executions(
     cursor: Annotated[str | None, Query(min_length=1, description=_CURSOR)] = None,
 ) -> Response:
     """Executions newest first, filtered, one page at a time (pass ``next_cursor`` as ``cursor``)."""
-    page = _service(request).list_executions(
-        status=status, name=name, created_after=created_after, created_before=created_before,
+    page = await asyncio.to_thread(
+        _service(request).list_executions, status=status, name=name, created_after=created_after, created_before=created_before,
         limit=limit, cursor=cursor,
     )  # fmt: skip
     return _json(page)
@@ -201,26 +220,26 @@ async def list_executions(
 @router.get("/executions/{execution_id}", response_model=Execution, tags=["executions"])
 async def get_execution(execution_id: str, request: Request) -> Response:
     """One execution."""
-    return _json(_service(request).get_execution(execution_id))
+    return _json(await asyncio.to_thread(_service(request).get_execution, execution_id))
 
 
 @router.post("/executions/{execution_id}/cancel", response_model=Execution, tags=["executions"])
 async def cancel_execution(execution_id: str, request: Request) -> Response:
     """Cancel an unfinished execution; a worker running it has its next write rejected."""
-    return _json(_service(request).cancel_execution(execution_id))
+    return _json(await asyncio.to_thread(_service(request).cancel_execution, execution_id))
 
 
 @router.delete("/executions/{execution_id}", status_code=_NO_CONTENT, tags=["executions"])
 async def delete_execution(execution_id: str, request: Request) -> Response:
     """Delete a non-running execution with its journal and events."""
-    _service(request).delete_execution(execution_id)
+    await asyncio.to_thread(_service(request).delete_execution, execution_id)
     return Response(status_code=_NO_CONTENT)
 
 
 @router.get("/executions/{execution_id}/journal", response_model=list[Step], tags=["executions"])
 async def get_journal(execution_id: str, request: Request, include_superseded: bool = False) -> Response:
     """The journal in order; steps superseded by a divergence on request."""
-    steps = _service(request).get_journal(execution_id, include_superseded=include_superseded)
+    steps = await asyncio.to_thread(_service(request).get_journal, execution_id, include_superseded=include_superseded)
     return Response(_STEPS.dump_json(steps), media_type=_JSON)
 
 
@@ -233,7 +252,7 @@ async def get_journal(execution_id: str, request: Request, include_superseded: b
 async def send_signal(execution_id: str, name: _SIGNAL_NAME, request: Request) -> Response:
     """Deliver a signal once; an execution waiting for it is queued again."""
     body = await _SIGNAL.read(request)
-    return _json(_service(request).send_signal(execution_id, name, body.payload))
+    return _json(await asyncio.to_thread(_service(request).send_signal, execution_id, name, body.payload))
 
 
 # events ------------------------------------------------------------------------------------------------
@@ -248,10 +267,10 @@ async def get_events(
     """Events with ``id > after``; with ``wait`` seconds, waits for the first one (a long poll)."""
     service = _service(request)
     if wait > 0:
-        events = await service.wait_events_async(execution_id, after=after, timeout=wait)
+        events = await service.wait_events_async(execution_id, after=after, timeout=wait, stop=_draining(request))
         events = events[: max(limit, 1)]
     else:
-        events = service.get_events(execution_id, after=after, limit=limit)
+        events = await asyncio.to_thread(service.get_events, execution_id, after=after, limit=limit)
     return Response(_EVENTS.dump_json(events), media_type=_JSON)
 
 
@@ -272,7 +291,9 @@ async def stream_events(
     if last_event_id:
         after = int(last_event_id)  # the pattern admits only ids in range
     keepalive: float = request.app.state.keepalive_seconds
-    return event_stream(_service(request), execution_id, after=after, keepalive_seconds=keepalive)
+    return await event_stream(
+        _service(request), execution_id, after=after, keepalive_seconds=keepalive, stop=_draining(request)
+    )
 
 
 router.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Health")
@@ -282,7 +303,8 @@ router.add_api_route("/health", health, methods=["GET"], tags=["health"], summar
 @router.get("/definitions", response_model=list[Definition], tags=["definitions"])
 async def list_definitions(request: Request) -> Response:
     """All deployed definitions, by name."""
-    return Response(_DEFINITIONS.dump_json(_service(request).list_definitions()), media_type=_JSON)
+    definitions = await asyncio.to_thread(_service(request).list_definitions)
+    return Response(_DEFINITIONS.dump_json(definitions), media_type=_JSON)
 
 
 @router.put(
@@ -294,17 +316,17 @@ async def list_definitions(request: Request) -> Response:
 async def put_definition(name: _DEFINITION_NAME, request: Request) -> Response:
     """Register (or replace) a definition by name."""
     body = await _DEFINITION.read(request)
-    return _json(_service(request).put_definition(name, body.spec, kind=body.kind))
+    return _json(await asyncio.to_thread(_service(request).put_definition, name, body.spec, kind=body.kind))
 
 
 @router.get("/definitions/{name:path}", response_model=Definition, tags=["definitions"])
 async def get_definition(name: _DEFINITION_NAME, request: Request) -> Response:
     """One definition."""
-    return _json(_service(request).get_definition(name))
+    return _json(await asyncio.to_thread(_service(request).get_definition, name))
 
 
 @router.delete("/definitions/{name:path}", status_code=_NO_CONTENT, tags=["definitions"])
 async def delete_definition(name: _DEFINITION_NAME, request: Request) -> Response:
     """Remove a definition."""
-    _service(request).delete_definition(name)
+    await asyncio.to_thread(_service(request).delete_definition, name)
     return Response(status_code=_NO_CONTENT)

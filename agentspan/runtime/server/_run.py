@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Collection
 from typing import Any
 
@@ -20,12 +22,28 @@ __all__ = ["is_loopback", "run_server", "uvicorn_server"]
 _KEEP_ALIVE_SECONDS = 30
 
 
+class _DrainingServer(uvicorn.Server):
+    """A uvicorn server that tells the app when shutdown begins, before it waits for open requests,
+    so long polls and event streams end at once with a clean answer instead of being cancelled
+    (a ``CancelledError`` traceback, a 500) when the graceful period runs out."""
+
+    def __init__(self, config: uvicorn.Config, draining: asyncio.Event | None) -> None:
+        super().__init__(config)
+        self._draining = draining
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._draining is not None:
+            self._draining.set()
+        await super().shutdown(sockets)
+
+
 def uvicorn_server(
     app: FastAPI, *, host: str, port: int, log_level: str, graceful_seconds: int, **options: Any
 ) -> uvicorn.Server:
     """A uvicorn server for ``app``: uvloop and httptools when installed, no access log.
 
-    ``graceful_seconds`` bounds how long shutdown waits for open event streams and long polls.
+    ``graceful_seconds`` bounds how long shutdown waits for requests under way; long polls and
+    event streams of an app made by :func:`create_app` end as soon as shutdown begins.
     """
     config = uvicorn.Config(
         app,
@@ -39,7 +57,7 @@ def uvicorn_server(
         timeout_graceful_shutdown=graceful_seconds,
         **options,
     )
-    return uvicorn.Server(config)
+    return _DrainingServer(config, getattr(app.state, "draining", None))
 
 
 def run_server(

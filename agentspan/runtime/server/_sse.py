@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from starlette.responses import StreamingResponse
@@ -19,16 +20,19 @@ _KEEPALIVE = b": keep-alive\n\n"
 _HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def event_stream(service: Service, execution_id: str, *, after: int, keepalive_seconds: float) -> StreamingResponse:
+async def event_stream(
+    service: Service, execution_id: str, *, after: int, keepalive_seconds: float, stop: asyncio.Event | None = None
+) -> StreamingResponse:
     """Stream the events of an execution with ``id > after`` as they happen.
 
     Raises ``NotFoundError`` (a 404, before the stream starts) for an unknown execution. The stream
     waits on the service's notifications, sends a comment every ``keepalive_seconds`` while nothing
     happens (so proxies keep the connection open), and ends after a terminal event, or at once when
-    the execution had already ended before ``after``.
+    the execution had already ended before ``after``, or once ``stop`` is set (the server shuts down:
+    the client reconnects with ``Last-Event-ID``). The store is read from a thread.
     """
-    service.get_execution(execution_id)
-    frames = _frames(service, execution_id, after, keepalive_seconds)
+    await asyncio.to_thread(service.get_execution, execution_id)
+    frames = _frames(service, execution_id, after, keepalive_seconds, stop)
     return StreamingResponse(frames, media_type="text/event-stream", headers=_HEADERS)
 
 
@@ -41,19 +45,20 @@ def _frame(event: Event) -> bytes:
     )
 
 
-async def _frames(service: Service, execution_id: str, after: int, keepalive_seconds: float) -> AsyncIterator[bytes]:
+async def _frames(
+    service: Service, execution_id: str, after: int, keepalive_seconds: float, stop: asyncio.Event | None = None
+) -> AsyncIterator[bytes]:
     while True:
         try:
-            # Status first: if it is terminal, its terminal event is already in the log, so no event
-            # after ``after`` means the client has seen the end.
-            ended = service.get_execution(execution_id).status.is_terminal
-            events = service.get_events(execution_id, after=after)
+            ended, events = await asyncio.to_thread(_read, service, execution_id, after)
             if not events and not ended:
-                events = await service.wait_events_async(execution_id, after=after, timeout=keepalive_seconds)
+                events = await service.wait_events_async(
+                    execution_id, after=after, timeout=keepalive_seconds, stop=stop
+                )
         except NotFoundError:
             return  # deleted while streaming
         if not events:
-            if ended:
+            if ended or (stop is not None and stop.is_set()):
                 return
             yield _KEEPALIVE
             continue
@@ -62,3 +67,10 @@ async def _frames(service: Service, execution_id: str, after: int, keepalive_sec
             after = event.id
             if event.type in TERMINAL_EVENTS:
                 return
+
+
+def _read(service: Service, execution_id: str, after: int) -> tuple[bool, list[Event]]:
+    # Status first: if it is terminal, its terminal event is already in the log, so no event after
+    # ``after`` means the client has seen the end.
+    ended = service.get_execution(execution_id).status.is_terminal
+    return ended, service.get_events(execution_id, after=after)

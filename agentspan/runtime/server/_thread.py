@@ -39,7 +39,8 @@ class ServerHandle:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving and wait for the thread to end (idempotent).
 
-        Open event streams and long polls are cut after a second of graceful shutdown.
+        Long polls and event streams end as soon as shutdown begins; a lease sweep under way is
+        waited for, so the service can be closed once this returns.
         """
         self._server.should_exit = True
         self._thread.join(timeout)

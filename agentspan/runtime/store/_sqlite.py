@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConflictError, InvalidInputError, LeaseLostError, NotFoundError
+from ...errors import ConflictError, InvalidInputError, LeaseLostError, NotFoundError, UnavailableError
 from .._models import (
     Claim,
     Definition,
@@ -38,6 +38,18 @@ from ._schema import migrate
 __all__ = ["SQLiteStore", "Synchronous"]
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+
+
+def _unavailable(exc: sqlite3.OperationalError) -> UnavailableError:
+    return UnavailableError(
+        f"the database is locked by another process (a backup, a long transaction): {exc}; nothing was"
+        " changed, try again shortly",
+        retry_after=1.0,
+    )
+
+
 class SQLiteStore(Store):
     """A :class:`Store` in one SQLite file.
 
@@ -49,21 +61,27 @@ class SQLiteStore(Store):
         synchronous: ``"full"`` (default) fsyncs every commit, so an acknowledged write survives a
             power loss; ``"normal"`` survives a process crash but may lose the last commits on an OS
             crash, and is about ten times faster.
+        busy_timeout: Seconds a write waits for another process's write lock on the file (a backup,
+            a long transaction) before it gives up with
+            :class:`~agentspan.errors.UnavailableError` (the server answers 503), nothing changed.
     """
 
-    def __init__(self, path: str | Path, *, synchronous: Synchronous = "full") -> None:
+    def __init__(self, path: str | Path, *, synchronous: Synchronous = "full", busy_timeout: float = 30.0) -> None:
         if synchronous not in ("full", "normal"):
             raise InvalidInputError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
+        if not 0 <= busy_timeout <= 3600:
+            raise InvalidInputError(f"busy_timeout must be between 0 and 3600 seconds, not {busy_timeout}")
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._busy_timeout = busy_timeout
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._conn.execute("PRAGMA foreign_keys=OFF")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
         with self._lock:
             migrate(self._conn)
 
@@ -75,16 +93,40 @@ class SQLiteStore(Store):
                 pass
 
     @contextmanager
+    def _held(self) -> Iterator[None]:
+        """The connection's lock, waited for at most the busy timeout: while another process holds the
+        write lock, requests queue here behind the one waiting for it, and each gives up in bounded
+        time instead of after everyone before it."""
+        if not self._lock.acquire(timeout=self._busy_timeout):
+            raise UnavailableError(
+                "the database is busy (waiting for a write lock, held by another process?); nothing was"
+                " changed, try again shortly",
+                retry_after=1.0,
+            )
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._held():
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise _unavailable(exc) from exc
+                raise
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                    raise _unavailable(exc) from exc
                 raise
-            conn.execute("COMMIT")
 
     @staticmethod
     def _event(conn: sqlite3.Connection, execution_id: str, type_: str, data: dict[str, Any], now: float) -> None:
@@ -133,7 +175,7 @@ class SQLiteStore(Store):
             return conv.execution(self._row(conn, execution_id)), True
 
     def get_execution(self, execution_id: str) -> Execution | None:
-        with self._lock:
+        with self._held():
             row = self._conn.execute(
                 f"SELECT {conv.EXEC_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
             ).fetchone()
@@ -172,7 +214,7 @@ class SQLiteStore(Store):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
-        with self._lock:
+        with self._held():
             rows = self._conn.execute(sql, params).fetchall()
         items = [conv.execution(r) for r in rows[:limit]]
         next_cursor = None
@@ -220,7 +262,7 @@ class SQLiteStore(Store):
 
     # journal ----------------------------------------------------------------------------------------
     def get_journal(self, execution_id: str, *, include_superseded: bool = False) -> list[Step]:
-        with self._lock:
+        with self._held():
             self._row(self._conn, execution_id)
             return self._journal(self._conn, execution_id, include_superseded)
 
@@ -521,7 +563,7 @@ class SQLiteStore(Store):
         if not names:
             return None
         marks = ",".join("?" * len(names))
-        with self._lock:
+        with self._held():
             row = self._conn.execute(
                 f"SELECT MIN(CASE WHEN worker_id IS NULL THEN available_at ELSE lease_expires_at END)"
                 f" FROM work_queue WHERE name IN ({marks})",
@@ -579,7 +621,7 @@ class SQLiteStore(Store):
 
     # events ---------------------------------------------------------------------------------------------
     def events_after(self, execution_id: str, after_id: int, limit: int) -> list[Event]:
-        with self._lock:
+        with self._held():
             rows = self._conn.execute(
                 "SELECT id, execution_id, type, data, created_at FROM events WHERE execution_id = ? AND id > ?"
                 " ORDER BY id LIMIT ?",
@@ -610,14 +652,14 @@ class SQLiteStore(Store):
         return found
 
     def get_definition(self, name: str) -> Definition | None:
-        with self._lock:
+        with self._held():
             row = self._conn.execute(
                 "SELECT name, kind, spec, created_at, updated_at FROM definitions WHERE name = ?", (name,)
             ).fetchone()
         return None if row is None else conv.definition(row)
 
     def list_definitions(self) -> list[Definition]:
-        with self._lock:
+        with self._held():
             rows = self._conn.execute(
                 "SELECT name, kind, spec, created_at, updated_at FROM definitions ORDER BY name"
             ).fetchall()
