@@ -108,3 +108,21 @@ def test_this_process_and_other_hosts(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("AGENTSPAN_LOCK_DIR", str(tmp_path))
     assert worker_gone(worker_id_for_process()) is False
     assert worker_gone("some-other-host:1:0123456789abcdef.a1b2c3") is None
+
+
+def test_a_run_this_processs_own_worker_holds_is_resumed_not_duplicated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an approval, this process's worker claims the run at once; calling again attaches to it."""
+    from agentspan.durable._runtime import find_unfinished
+
+    monkeypatch.setenv("AGENTSPAN_LOCK_DIR", str(tmp_path))
+    service = Service(SQLiteStore(tmp_path / "own.db"))
+    try:
+        execution = service.create_execution("own", {"prompt": "same"})
+        assert service.claim(worker_id_for_process(), ["own"]) is not None
+        found = find_unfinished(service, "own", {"prompt": "same"})
+        assert found is not None and found.id == execution.id
+        assert find_unfinished(service, "own", {"prompt": "same"}, exclude={execution.id}) is None
+    finally:
+        service.close()

@@ -16,7 +16,7 @@ from ..client import Client
 from ..errors import ConfigurationError, ExecutionCancelledError, ExecutionFailedError
 from ..runtime import Event, Execution, ExecutionStatus, Service, SQLiteStore, Step
 from ..runtime.store._sqlite import Synchronous
-from ..worker._liveness import worker_gone
+from ..worker._liveness import in_this_process, worker_gone
 from ._codec import Codec, to_json
 from ._definitions import FunctionDefinition
 
@@ -40,8 +40,9 @@ def find_unfinished(client: Client, name: str, data: Any, *, exclude: Container[
 
     Abandoned means no live worker holds it: it waits (for a signal or a timer), a worker ran it and
     is gone (its process died, or it handed the execution back), or it was never claimed within
-    :data:`CLAIM_GRACE_SECONDS` of its creation. One held by a live worker (another copy of the same
-    script, started at the same time) is not: the caller starts an execution of its own.
+    :data:`CLAIM_GRACE_SECONDS` of its creation; or this process's own worker runs it. One held by a
+    live worker of another process (another copy of the same script, started at the same time) is not:
+    the caller starts an execution of its own.
     """
     for status in _UNFINISHED:
         for execution in client.list_executions(status=status, name=name, limit=100).items:
@@ -59,6 +60,8 @@ def _abandoned(client: Client, execution: Execution) -> bool:
         if execution.status is ExecutionStatus.WAITING:
             return True
         if execution.status is ExecutionStatus.RUNNING:
+            if in_this_process(execution.worker_id):
+                return True  # this process's own worker runs it (say, just resumed after an approval)
             gone = worker_gone(execution.worker_id)
             if gone is not None:
                 return gone

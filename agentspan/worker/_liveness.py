@@ -17,7 +17,7 @@ import threading
 import uuid
 from pathlib import Path
 
-__all__ = ["lock_dir", "process_token", "worker_gone", "worker_id_for_process"]
+__all__ = ["in_this_process", "lock_dir", "process_token", "worker_gone", "worker_id_for_process"]
 
 _lock = threading.Lock()
 _owner: tuple[int, str, int] | None = None  # (pid, token, fd of the held lock file)
@@ -59,6 +59,12 @@ def _remove(path: Path, pid: int) -> None:
 def worker_id_for_process() -> str:
     """``host:pid:token.suffix``: says where the worker runs, and lets this host tell when it died."""
     return f"{socket.gethostname()}:{os.getpid()}:{process_token()}.{uuid.uuid4().hex[:6]}"
+
+
+def in_this_process(worker_id: str | None) -> bool:
+    """Whether ``worker_id`` names a worker of this process."""
+    parts = (worker_id or "").split(":")
+    return len(parts) == 3 and parts[0] == socket.gethostname() and parts[2].split(".", 1)[0] == process_token()
 
 
 def worker_gone(worker_id: str | None) -> bool | None:
