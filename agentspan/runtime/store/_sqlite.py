@@ -290,10 +290,12 @@ class SQLiteStore(Store):
                 "SELECT status, output, error FROM steps WHERE execution_id = ? AND key = ? AND generation = 0",
                 (execution_id, r.key),
             ).fetchone()
-            if r.status is StepStatus.STARTED or (
+            if r.status in (StepStatus.STARTED, StepStatus.SUSPENDED) or (
                 existing["status"] == r.status.value and existing["output"] == output and existing["error"] == error
             ):
-                return  # a repeat (a retried request) or a late start: already applied
+                # A repeat (a retried request), a late start, or a late suspension: the signal the step
+                # waited for was delivered while the worker replayed it (the finish record re-queues).
+                return
             raise ConflictError(
                 f"step {r.key!r} of execution {execution_id} is already {existing['status']};"
                 " a finished step cannot change",
