@@ -351,7 +351,9 @@ class SQLiteStore(Store):
                 " WHERE execution_id = ?",
                 (now, execution_id),
             )
-            self._event(conn, execution_id, "execution.released", {}, now)
+            # A worker that hands an execution back after an unexpected error says which.
+            released = {} if r.error is None else {"error": r.error.model_dump()}
+            self._event(conn, execution_id, "execution.released", released, now)
             self._event(conn, execution_id, "execution.queued", {}, now)
             return ExecutionStatus.QUEUED
         return self._suspend(conn, execution_id, r.wait, now)
