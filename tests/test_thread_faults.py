@@ -162,7 +162,9 @@ def test_a_step_write_that_fails_once_is_retried_and_nothing_is_lost(service: Se
 
 def test_the_background_flusher_survives_a_failed_write_and_keeps_showing_running_steps(service: Service) -> None:
     client = Faulty(service)
-    client.write_faults.append(RuntimeError("a transport bug"))  # the first write: a's started record
+    client.write_faults.append(
+        ConnectionResetError(104, "Connection reset by peer")
+    )  # the first write: a's started record
     gates["a"] = gates["b"] = lambda: _seen_started(service)
     eid = service.create_execution("two_acts").id
     assert _worker(client).run_once()
@@ -230,3 +232,17 @@ def test_heartbeats_failing_for_a_whole_lease_stop_the_execution_at_its_next_ste
     assert released[0].data["error"]["type"] == "sqlite3.OperationalError"
     assert service.get_execution(eid).status is ExecutionStatus.COMPLETED
     assert ran == {"a": 1, "b": 1}, "b did not run under the lapsed lease; a was recorded before the stop"
+
+
+def test_a_bug_under_a_step_write_fails_the_execution_with_the_error_instead_of_retrying(service: Service) -> None:
+    client = Faulty(service)
+    client.write_faults.append(KeyError("a transport bug"))
+    eid = service.create_execution("two_acts").id
+    worker = _worker(client)
+    assert worker.run_once()
+    execution = service.get_execution(eid)
+    assert execution.status is ExecutionStatus.FAILED
+    assert execution.error is not None and execution.error.type == "builtins.KeyError"
+    assert ran == {"a": 1}, "nothing ran after the write failed"
+    service.create_execution("two_acts")
+    assert worker.run_once(), "the worker goes on"

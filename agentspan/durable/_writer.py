@@ -7,9 +7,9 @@ once it has lingered a couple of milliseconds (slow steps: an LLM call is visibl
 runs). The completion is always written before the step returns. Steps whose in-doubt policy must see
 the started record (``CONFIRM``, ``FAIL``) wait for it to be written before their function runs.
 
-A write that fails for a reason that may pass (the server unreachable or overloaded, a locked
-database, any error that is not a refusal) is retried with capped backoff for up to ``retry_seconds``,
-its records kept in order; a refusal (a lost lease, a conflict, a payload too large) or a failure that
+A write that fails for a reason that may pass (the server unreachable or overloaded, a dropped
+connection, a locked database) is retried with capped backoff for up to ``retry_seconds``, its records
+kept in order; a refusal (a lost lease, a conflict, a payload too large), a bug, or a failure that
 outlasts the retries stops the writer, and every later write, in any thread, raises that error: no
 record goes missing unnoticed.
 """
@@ -17,6 +17,7 @@ record goes missing unnoticed.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -35,10 +36,13 @@ _MAX_RETRY = 2.0
 
 
 def transient(exc: BaseException) -> bool:
-    """Whether repeating what raised ``exc`` may succeed: an error Agentspan marks retryable, or any
-    error that is not Agentspan's (a locked database, a dropped connection, a transport bug); the
-    server's refusals (a lost lease, a conflict, bad input) are final."""
-    return exc.retryable if isinstance(exc, AgentspanError) else isinstance(exc, Exception)
+    """Whether repeating what raised ``exc`` may succeed: an error Agentspan marks retryable (the server
+    unreachable or failing), a dropped connection or other OS error, a locked or busy database. The
+    server's refusals (a lost lease, a conflict, bad input) and bugs (any other error) are final: retried,
+    a bug would only fail again, or re-queued, loop."""
+    if isinstance(exc, AgentspanError):
+        return exc.retryable
+    return isinstance(exc, OSError | sqlite3.OperationalError)
 
 
 class JournalWriter:
