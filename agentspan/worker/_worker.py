@@ -7,6 +7,7 @@ import inspect
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import Any
@@ -16,9 +17,8 @@ from ..client._retry import FOREVER, Backoff
 from ..durable._codec import error_info
 from ..durable._context import DurableContext, Suspended, WorkerStopping
 from ..durable._definitions import FunctionDefinition
-from ..durable._writer import JournalWriter
+from ..durable._writer import JournalWriter, transient
 from ..errors import (
-    AgentspanError,
     ConfigurationError,
     LeaseLostError,
     NotJSONError,
@@ -163,26 +163,32 @@ class Worker:
 
     # --- one execution -----------------------------------------------------------------------------
     def execute(self, claim: Claim) -> None:
-        """Run one claimed execution to its end, suspension, release or lost lease."""
+        """Run one claimed execution to its end, suspension, release or lost lease.
+
+        Nothing escapes: an unexpected error (a bug, a write the server refuses, a store error) fails
+        the execution with the error recorded, or hands it back to the queue when the error may pass,
+        and the worker goes on to its next claim.
+        """
         execution = claim.execution
-        definition = self.definitions.get(execution.name)
-        writer = JournalWriter(self.client, execution.id, self.worker_id, claim.epoch)
-        if definition is None:  # cannot happen through claim(), which names only known functions
-            writer.write(FinishRecord(status="released"))
-            return
-        done = sum(step.status.value == "completed" for step in claim.journal)
-        log.info(
-            "worker %s claimed execution %s of %s%s", self.worker_id, execution.id, execution.name,
-            f", resuming at step {done + 1} ({done} recorded steps replay)" if done else "",
-        )  # fmt: skip
-        ctx = DurableContext(claim, writer, strict=definition.strict)
-        if self._stopping.is_set():
-            ctx.stop_requested.set()
-        beat = _Heartbeat(self, ctx, claim)
-        self._current = ctx
+        writer = JournalWriter(self.client, execution.id, self.worker_id, claim.epoch, retry_seconds=self.lease_seconds)
+        beat: _Heartbeat | None = None
         try:
+            definition = self.definitions.get(execution.name)
+            if definition is None:  # cannot happen through claim(), which names only known functions
+                writer.write(FinishRecord(status="released"))
+                return
+            done = sum(step.status.value == "completed" for step in claim.journal)
+            log.info(
+                "worker %s claimed execution %s of %s%s", self.worker_id, execution.id, execution.name,
+                f", resuming at step {done + 1} ({done} recorded steps replay)" if done else "",
+            )  # fmt: skip
+            ctx = DurableContext(claim, writer, strict=definition.strict)
+            if self._stopping.is_set():
+                ctx.stop_requested.set()
+            beat = _Heartbeat(self, ctx, claim)
+            self._current = ctx
             beat.start()
-            self._finish(ctx, writer, definition, execution.input)
+            self._finish(ctx, writer, beat, definition, execution.input)
         except LeaseLostError as exc:
             log.warning("worker %s lost execution %s: %s", self.worker_id, execution.id, exc.message)
         except (TransportError, UnavailableError) as exc:
@@ -193,12 +199,17 @@ class Worker:
                 "worker %s gave up on execution %s for now: %s; it resumes from its journal once its lease expires",
                 self.worker_id, execution.id, exc.message,
             )  # fmt: skip
+        except Exception as exc:
+            self._give_up(claim, exc)
         finally:
             self._current = None
-            beat.stop()
+            if beat is not None:
+                beat.stop()
             writer.close()
 
-    def _finish(self, ctx: DurableContext, writer: JournalWriter, definition: FunctionDefinition, data: Any) -> None:
+    def _finish(
+        self, ctx: DurableContext, writer: JournalWriter, beat: _Heartbeat, definition: FunctionDefinition, data: Any
+    ) -> None:
         record: FinishRecord
         try:
             with ctx.activate():
@@ -211,7 +222,8 @@ class Worker:
         except Suspended:
             record = FinishRecord(status="waiting")
         except WorkerStopping:
-            record = FinishRecord(status="released")
+            reason = beat.failure
+            record = FinishRecord(status="released", error=None if reason is None else error_info(reason))
         except LeaseLostError:
             raise
         except Exception as exc:
@@ -224,6 +236,24 @@ class Worker:
         log.info("worker %s: execution %s %s%s", self.worker_id, ctx.execution_id,
                  ending.get(record.status, record.status), failure)  # fmt: skip
 
+    def _give_up(self, claim: Claim, exc: Exception) -> None:
+        """Record an unexpected error: the execution fails with it, or (when it may pass) is queued again."""
+        execution_id = claim.execution.id
+        retry = transient(exc)
+        log.error(
+            "worker %s: unexpected error in execution %s, %s: %s",
+            self.worker_id, execution_id, "handing it back to the queue" if retry else "failing it",
+            exc, exc_info=exc,
+        )  # fmt: skip
+        record = FinishRecord(status="released" if retry else "failed", error=error_info(exc))
+        try:
+            self.client.write_records(execution_id, self.worker_id, claim.epoch, [record])
+        except Exception as again:
+            log.error(
+                "worker %s could not record that (%s); execution %s is queued again once its lease lapses",
+                self.worker_id, again, execution_id,
+            )  # fmt: skip
+
 
 def _call(fn: Callable[..., Any], data: Any) -> Any:
     kwargs = data if isinstance(data, dict) else {}
@@ -235,7 +265,12 @@ def _call(fn: Callable[..., Any], data: Any) -> Any:
 
 
 class _Heartbeat:
-    """Renews the lease in the background; on a lost lease or a cancellation, stops the execution."""
+    """Renews the lease in the background; on a lost lease or a cancellation, stops the execution.
+
+    A failed heartbeat (any error: the server unreachable, a transport bug) is retried sooner than
+    the next regular one; if none succeeds for a whole lease, the lease is gone and the execution is
+    stopped at its next step and handed back with the error (:attr:`failure`) recorded.
+    """
 
     def __init__(self, worker: Worker, ctx: DurableContext, claim: Claim) -> None:
         self._worker = worker
@@ -243,28 +278,46 @@ class _Heartbeat:
         self._claim = claim
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agentspan-heartbeat", daemon=True)
+        self.failure: Exception | None = None
+        """The error that made the heartbeat give up, if it did."""
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._done.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        interval = self._worker.lease_seconds / 3
+        lease = self._worker.lease_seconds
+        interval = lease / 3
         execution_id = self._claim.execution.id
-        while not self._done.wait(interval):
+        renewed = time.monotonic()
+        failures = 0
+        wait = interval
+        while not self._done.wait(wait):
             try:
                 beat = self._worker.client.heartbeat(
-                    execution_id, self._worker.worker_id, self._claim.epoch, lease_seconds=self._worker.lease_seconds
+                    execution_id, self._worker.worker_id, self._claim.epoch, lease_seconds=lease
                 )
             except LeaseLostError:
                 self._ctx.stop_requested.set()
                 return
-            except AgentspanError as exc:  # the server is unreachable for now: keep trying
-                log.warning("heartbeat for %s failed: %s", execution_id, exc.message)
+            except Exception as exc:  # unreachable server, locked store, transport bug: keep trying
+                failures += 1
+                if time.monotonic() - renewed >= lease:
+                    log.error("heartbeat for %s failed for a whole lease, stopping it: %s", execution_id, exc)
+                    self.failure = exc
+                    self._ctx.stop_requested.set()
+                    return
+                wait = min(interval, _FIRST_RETRY * 2 ** (failures - 1))
+                log.warning("heartbeat for %s failed, retrying in %.2f s: %s", execution_id, wait, exc)
                 continue
+            renewed, failures, wait = time.monotonic(), 0, interval
             if beat.cancel_requested:
                 self._ctx.stop_requested.set()
                 return
+
+
+_FIRST_RETRY = 0.05

@@ -333,10 +333,12 @@ class SQLiteStore(Store):
                 "SELECT status, output, error FROM steps WHERE execution_id = ? AND key = ? AND generation = 0",
                 (execution_id, r.key),
             ).fetchone()
-            if r.status is StepStatus.STARTED or (
+            if r.status in (StepStatus.STARTED, StepStatus.SUSPENDED) or (
                 existing["status"] == r.status.value and existing["output"] == output and existing["error"] == error
             ):
-                return  # a repeat (a retried request) or a late start: already applied
+                # A repeat (a retried request), a late start, or a late suspension: the signal the step
+                # waited for was delivered while the worker replayed it (the finish record re-queues).
+                return
             raise ConflictError(
                 f"step {r.key!r} of execution {execution_id} is already {existing['status']};"
                 " a finished step cannot change",
@@ -392,7 +394,9 @@ class SQLiteStore(Store):
                 " WHERE execution_id = ?",
                 (now, execution_id),
             )
-            self._event(conn, execution_id, "execution.released", {}, now)
+            # A worker that hands an execution back after an unexpected error says which.
+            released = {} if r.error is None else {"error": r.error.model_dump()}
+            self._event(conn, execution_id, "execution.released", released, now)
             self._event(conn, execution_id, "execution.queued", {}, now)
             return ExecutionStatus.QUEUED
         return self._suspend(conn, execution_id, r.wait, now)
