@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import threading
 from typing import Any
 
 import httpx
@@ -16,7 +17,9 @@ import openai
 import pytest
 from agents import Agent, ModelResponse, OpenAIChatCompletionsModel, RunConfig, Runner, function_tool
 from agents.models.interface import Model
+from agents.tool_guardrails import ToolGuardrailFunctionOutput, tool_input_guardrail
 from oa_flows import TurnModel, research
+from processes import wait_until
 from pydantic import BaseModel, TypeAdapter
 
 import agentspan.adapters.openai_agents as oa
@@ -205,6 +208,71 @@ def test_parallel_tool_calls_are_keyed_by_call_id(service: Service) -> None:
     tools = steps(service, eid, "tool")
     assert sorted(s.input["call_id"] for s in tools) == [f"call_p_0_{i}" for i in range(4)]
     assert [c["result"] for c in execution.output["tool_calls"]] == [f"results for p{i}" for i in range(4)]
+
+
+class _Order:
+    """Who reaches its tool step first in each attempt of the start-order test below."""
+
+    def __init__(self) -> None:
+        self.attempt = 0
+        self.service: Service | None = None
+        self.b_started = threading.Event()
+
+
+order = _Order()
+
+
+@tool_input_guardrail
+async def _b_first_on_the_rerun(data: Any) -> ToolGuardrailFunctionOutput:
+    # On the rerun, call "a" waits at its guardrail (before its step) until call "b" is inside its step.
+    if order.attempt == 2 and json.loads(data.context.tool_arguments)["query"] == "a":
+        await asyncio.to_thread(order.b_started.wait, 10)
+    return ToolGuardrailFunctionOutput.allow()
+
+
+@function_tool(tool_input_guardrails=[_b_first_on_the_rerun])
+async def gated(query: str) -> str:
+    """Search, in the order the test needs."""
+    calls[query] += 1
+    if query == "b" and order.attempt == 1:
+        service, execution_id = order.service, current_step_execution()
+
+        def a_recorded() -> bool:
+            assert service is not None
+            return any(s.input.get("call_id") == "call_g_0_0" and s.status is StepStatus.COMPLETED
+                       for s in service.get_journal(execution_id) if s.kind == "tool")  # fmt: skip
+
+        await asyncio.to_thread(wait_until, a_recorded, "call a to be recorded")
+        raise Crash("b")  # the process dies in call b, after call a was recorded
+    if query == "b":
+        order.b_started.set()
+    return f"results for {query}"
+
+
+def current_step_execution() -> str:
+    from agentspan.durable import current_step
+
+    info = current_step()
+    assert info is not None
+    return info.execution_id
+
+
+def test_tool_calls_are_matched_by_call_id_whatever_order_they_start_in(service: Service) -> None:
+    """Calls start in listing order on the first attempt and in another order on the rerun (a slow
+    input guardrail): a recorded result goes to the call with its id, not to whichever starts first."""
+    model = TurnModel("g", [[("gated", {"query": "a"}), ("gated", {"query": "b"})], "both done"])
+    agent = Agent(name="gated", instructions="Search.", model=model, tools=[gated])
+    order.service = service
+    eid = start(service, agent)
+    order.attempt = 1
+    work(service, agent, crash=True)
+    order.attempt = 2
+    work(service, agent)
+    execution = service.get_execution(eid)
+    assert execution.status is ExecutionStatus.COMPLETED, execution.error
+    assert calls == {"a": 1, "b": 2}
+    results = {c["id"]: c["result"] for c in execution.output["tool_calls"]}
+    assert results == {"call_g_0_0": "results for a", "call_g_0_1": "results for b"}
 
 
 # --- outside an Agentspan run ---------------------------------------------------------------------------

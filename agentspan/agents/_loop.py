@@ -119,7 +119,12 @@ class _Run:
             sub = self.subagents[call.name]
             request = _subagent_request(call)
             answer = await run_step_async(
-                "agent", sub.name, {"request": request}, lambda: run_agent(sub, request), identity=identity
+                "agent",
+                sub.name,
+                {"request": request},
+                lambda: run_agent(sub, request),
+                identity=identity,
+                ordered=False,  # keyed by tool call id: the calls of a turn run side by side
             )
             # The sub-agent's model calls (and its own sub-agents') count in this run's usage too.
             self.usage = self.usage + Usage.model_validate(answer.get("usage") or {})
@@ -141,7 +146,7 @@ class _Run:
         result: Any = await run_step_async(
             "tool", definition.name, {"arguments": to_json(arguments, f"the arguments of {call.name}")}, invoke,
             identity=identity, retries=definition.retries, retry_delay=definition.retry_delay,
-            in_doubt=definition.in_doubt,
+            in_doubt=definition.in_doubt, ordered=False,  # keyed by tool call id: a turn's calls run side by side
         )  # fmt: skip
         return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
 

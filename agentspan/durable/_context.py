@@ -164,8 +164,9 @@ class DurableContext:
         local = f"{name}:{fp}:{n}"
         return local if parent is None else f"{parent}/{local}"
 
-    def _lookup(self, parent: str | None, key: str) -> Step | None:
-        """The recorded step for ``key``, handling divergence when there is none."""
+    def _lookup(self, parent: str | None, key: str, ordered: bool = True) -> Step | None:
+        """The recorded step for ``key``, handling divergence when there is none (unless the step is
+        not ``ordered``: a uniquely named call whose start order may change between attempts)."""
         if not self.replaying:
             return None
         recorded = self._journal.get(key)
@@ -178,7 +179,7 @@ class DurableContext:
         if scope.cursor >= len(scope.recorded):
             return None  # past the recorded path: new progress
         expected = self._journal[scope.recorded[scope.cursor]]
-        if expected.concurrent or scope.in_flight:
+        if expected.concurrent or scope.in_flight or not ordered:
             # Steps that ran side by side are matched by key alone: their order is not meaningful.
             return None
         self._diverge(key, expected.key)
@@ -218,6 +219,7 @@ class DurableContext:
         identity: Any = None,
         volatile: tuple[str, ...] = (),
         in_doubt: InDoubt = InDoubt.REEXECUTE,
+        ordered: bool = True,
     ) -> _Call:
         """Start a step: returns either the recorded outcome or a :class:`_Call` to execute."""
         if self.stop_requested.is_set():
@@ -227,7 +229,7 @@ class DurableContext:
         fp = fingerprint(input_data if identity is None else identity, volatile)
         with self._lock:
             key = self._next_key(parent, name, fp)
-            recorded = self._lookup(parent, key)
+            recorded = self._lookup(parent, key, ordered)
         call = _Call(self, kind, name, parent, key, fp, input_data, recorded)
         if recorded is None or recorded.status is StepStatus.STARTED:
             attempt = 1 if recorded is None else recorded.attempt + 1

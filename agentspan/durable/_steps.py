@@ -18,14 +18,14 @@ _PLAIN = Codec(None)
 
 
 def _begin(
-    kind: str, name: str, input: Any, identity: Any, volatile: tuple[str, ...], in_doubt: InDoubt
+    kind: str, name: str, input: Any, identity: Any, volatile: tuple[str, ...], in_doubt: InDoubt, ordered: bool
 ) -> _Call | None:
     """The step call in the current execution, or ``None`` outside of one."""
     found = current_context()
     if found is None:
         return None
     data = to_json(input, f"the input of step {name!r}", check=False)
-    return found[0].begin(kind, name, data, identity=identity, volatile=volatile, in_doubt=in_doubt)
+    return found[0].begin(kind, name, data, identity=identity, volatile=volatile, in_doubt=in_doubt, ordered=ordered)
 
 
 def _retry(call: _Call, exc: Exception, retries: int, retry_delay: float) -> float | None:
@@ -57,6 +57,7 @@ def run_step(
     identity: Any = None,
     volatile: tuple[str, ...] = (),
     in_doubt: InDoubt = InDoubt.REEXECUTE,
+    ordered: bool = True,
     retries: int = 0,
     retry_delay: float = 1.0,
     usage_of: Callable[[Any], dict[str, int] | None] | None = None,
@@ -73,11 +74,14 @@ def run_step(
         identity: What identifies the call instead of ``input``, when the input carries noise.
         volatile: Dict keys ignored by the fingerprint at any depth (random ids, timestamps).
         in_doubt: What to do if the step started in a process that died.
+        ordered: ``False`` for a call named by a unique id (a model's tool call id) among calls that may
+            start in another order on a rerun: when it is not on record it is new work, not a sign that
+            the code changed (no divergence), and the recorded calls around it still replay.
         retries: How many more times to try when ``fn`` raises.
         retry_delay: Seconds before the first retry; doubled each time.
         usage_of: Reads token usage from the result, recorded with the step (model calls).
     """
-    call = _begin(kind, name, input, identity, volatile, in_doubt)
+    call = _begin(kind, name, input, identity, volatile, in_doubt, ordered)
     if call is None:
         return fn()
     if call.replayed:
@@ -113,12 +117,13 @@ async def run_step_async(
     identity: Any = None,
     volatile: tuple[str, ...] = (),
     in_doubt: InDoubt = InDoubt.REEXECUTE,
+    ordered: bool = True,
     retries: int = 0,
     retry_delay: float = 1.0,
     usage_of: Callable[[Any], dict[str, int] | None] | None = None,
 ) -> T:
     """:func:`run_step` for a coroutine function. Arguments are the same."""
-    call = _begin(kind, name, input, identity, volatile, in_doubt)
+    call = _begin(kind, name, input, identity, volatile, in_doubt, ordered)
     if call is None:
         return await fn()
     if call.replayed:

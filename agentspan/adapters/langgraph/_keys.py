@@ -179,6 +179,9 @@ class Request:
     name: str
     input: dict[str, Any]
     identity: dict[str, Any]
+    ordered: bool = True
+    """False for a tool call named by its tool-call id: its start order among the calls of one model
+    reply may change on a rerun, and one not on record is work still to do, not a divergence."""
 
 
 def model_request(
@@ -231,4 +234,5 @@ def tool_request(state: RunState, tool: Any, tool_input: Any, tool_call_id: str 
         identity["tool_call_id"] = tool_call_id
     else:
         identity["input"] = arguments
-    return Request(name, {"node": scope.node, "tool_call_id": tool_call_id, "input": arguments}, identity)
+    recorded = {"node": scope.node, "tool_call_id": tool_call_id, "input": arguments}
+    return Request(name, recorded, identity, ordered=tool_call_id is None)

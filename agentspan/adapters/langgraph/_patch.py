@@ -177,7 +177,7 @@ def _run(self: BaseTool, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
     request = tool_request(state, self, tool_input, kwargs.get("tool_call_id"))
     return run_step(
         "tool", request.name, request.input, _guarded(lambda: original(self, tool_input, *args, **kwargs)),
-        codec=VALUE, identity=request.identity,
+        codec=VALUE, identity=request.identity, ordered=request.ordered,
     )  # fmt: skip
 
 
@@ -189,5 +189,5 @@ async def _arun(self: BaseTool, tool_input: Any, *args: Any, **kwargs: Any) -> A
     request = tool_request(state, self, tool_input, kwargs.get("tool_call_id"))
     return await run_step_async(
         "tool", request.name, request.input, _guarded_async(lambda: original(self, tool_input, *args, **kwargs)),
-        codec=VALUE, identity=request.identity,
+        codec=VALUE, identity=request.identity, ordered=request.ordered,
     )  # fmt: skip

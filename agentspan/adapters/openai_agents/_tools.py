@@ -98,7 +98,11 @@ def durable_tool(tool: FunctionTool) -> FunctionTool:
                 value = await invoke(ctx, arguments)
             return _Outcome(value, inner.as_dict())
 
-        outcome = await run_step_async("tool", tool.name, request, call, codec=_OUTPUT, identity={"call_id": call_id})
+        # Keyed by the call id of the (replayed) model response: calls of one turn may start in another
+        # order on a rerun, and one not on record (in flight at a crash) is just work still to do.
+        outcome = await run_step_async(
+            "tool", tool.name, request, call, codec=_OUTPUT, identity={"call_id": call_id}, ordered=call_id is None
+        )
         run_usage().add(outcome.usage)  # run or replayed, the calls inside the tool are counted once
         return outcome.value
 
