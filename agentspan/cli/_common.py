@@ -43,16 +43,24 @@ def server_url(args: argparse.Namespace) -> str | None:
     return url
 
 
-def connect(args: argparse.Namespace, *, reading: bool = False) -> Client:
+INTERACTIVE_GIVE_UP_SECONDS = 10.0
+"""How long a command someone waits on retries a server that does not answer (a worker waits forever)."""
+
+
+def connect(args: argparse.Namespace, *, reading: bool = False, interactive: bool = True) -> Client:
     """The server named by --server or AGENTSPAN_SERVER_URL, else the embedded database.
 
     ``reading``: the command only reads or changes existing executions, so a database file that does
-    not exist is a mistake (a wrong --db path), not a database to create.
+    not exist is a mistake (a wrong --db path), not a database to create. ``interactive``: a person
+    waits on the command, so an unreachable server is reported after
+    :data:`INTERACTIVE_GIVE_UP_SECONDS` of retries rather than the client's default 60 s.
     """
     url = server_url(args)
     if url:
-        from ..client import HttpClient
+        from ..client import HttpClient, RetryPolicy
 
+        if interactive:
+            return HttpClient(url, retry=RetryPolicy(give_up_after=INTERACTIVE_GIVE_UP_SECONDS))
         return HttpClient(url)
     from ..durable import default_db_path
     from ..runtime import Service, SQLiteStore

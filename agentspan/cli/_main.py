@@ -57,7 +57,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         functions += load_functions(target)
     if args.log_level is None:  # by default the worker says what it claims, resumes and finishes
         logging.getLogger("agentspan.worker").setLevel(logging.INFO)
-    client = connect(args)
+    client = connect(args, interactive=False)
     worker = Worker(
         client,
         functions,
