@@ -296,3 +296,16 @@ def test_bad_values_and_unusable_paths_are_one_line(tmp_path: Path, db_path: Pat
         done = agentspan(*command, "--db", str(blocked / "x.db"))
         assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and str(blocked) in done.stderr
+
+
+@pytest.mark.slow
+def test_an_unreachable_server_is_retried_then_reported_in_one_line() -> None:
+    from processes import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    done = agentspan("executions", "list", "--server", url, timeout=120)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert any("retrying in" in line for line in lines[:-1]), "the retries are said while they happen"
+    assert lines[-1].startswith(f"agentspan: cannot reach the Agentspan server at {url}")
+    assert "Traceback" not in done.stderr
