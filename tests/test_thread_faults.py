@@ -3,14 +3,19 @@ writer fails or re-queues that execution with the error recorded, and the worker
 
 from __future__ import annotations
 
-import collections
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from test_core_mutations import (  # the core tests' gated step, its counters and their reset fixture
+    _reset,  # noqa: F401
+    act,
+    gates,
+    ran,
+)
 
 from agentspan import durable
 from agentspan.client import HttpClient
@@ -105,25 +110,6 @@ class Faulty:
         if self.beats_after_fault >= 2:
             self.renewed_after_fault.set()
         return beat
-
-
-ran: collections.Counter[str] = collections.Counter()
-gates: dict[str, Callable[[], None]] = {}
-
-
-@pytest.fixture(autouse=True)
-def _reset() -> None:
-    ran.clear()
-    gates.clear()
-
-
-@durable.step
-def act(label: str) -> str:
-    ran[label] += 1
-    gate = gates.get(label)
-    if gate is not None:
-        gate()
-    return f"did {label}"
 
 
 @durable.function

@@ -179,22 +179,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="whole inputs, outputs, errors and keys of every step")
     target(p)
     p.set_defaults(func=cmd_show)
-    p = ex.add_parser("follow", help="print an execution's steps live until it finishes")
-    p.add_argument("execution_id")
-    target(p)
-    p.set_defaults(func=cmd_follow)
-    p = ex.add_parser("cancel", help="cancel an execution")
-    p.add_argument("execution_id")
-    target(p)
-    p.set_defaults(func=cmd_cancel)
-    p = ex.add_parser("retry", help="start a fresh execution with the same name and input (prints its id)")
-    p.add_argument("execution_id")
-    target(p)
-    p.set_defaults(func=cmd_retry)
-    p = ex.add_parser("delete", help="delete a finished or waiting execution with its journal and events")
-    p.add_argument("execution_id")
-    target(p)
-    p.set_defaults(func=cmd_delete)
+    for command, help_text, func in (
+        ("follow", "print an execution's steps live until it finishes", cmd_follow),
+        ("cancel", "cancel an execution", cmd_cancel),
+        ("retry", "start a fresh execution with the same name and input (prints its id)", cmd_retry),
+        ("delete", "delete a finished or waiting execution with its journal and events", cmd_delete),
+    ):
+        p = ex.add_parser(command, help=help_text)
+        p.add_argument("execution_id")
+        target(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("signal", help="deliver a signal (approval, reply) to an execution")
     p.add_argument("execution_id")
