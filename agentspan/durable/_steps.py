@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..errors import AgentspanError, NotJSONError
 from ._codec import Codec, to_json
-from ._context import InDoubt, _Call, current_context, not_json
+from ._context import InDoubt, WorkerStopping, _Call, current_context, not_json
 
 __all__ = ["run_step", "run_step_async"]
 
@@ -29,12 +28,29 @@ def _begin(
 
 
 def _retry(call: _Call, exc: Exception, retries: int, retry_delay: float) -> float | None:
-    """Seconds to wait before the next attempt, or ``None`` when the error is final."""
+    """Seconds to wait before the next attempt, or ``None`` when the error is final.
+
+    A worker asked to stop does not make the error final: the step is left in doubt and the execution
+    handed back, so the worker that resumes it makes the next attempt.
+    """
     retryable = not isinstance(exc, AgentspanError) or exc.retryable
-    if call.attempt > retries or not retryable or call.ctx.stop_requested.is_set():
+    if call.attempt > retries or not retryable:
         return None
+    _stop_if_asked(call, exc)
     call.attempt += 1
     return float(retry_delay * 2 ** (call.attempt - 2))
+
+
+def _stop_if_asked(call: _Call, cause: BaseException | None = None) -> None:
+    if call.ctx.stop_requested.is_set():
+        call.abandon()
+        raise WorkerStopping() from cause
+
+
+def _backoff(call: _Call, delay: float) -> None:
+    """Wait ``delay`` seconds before the next attempt, or stop at once when the worker is asked to."""
+    call.ctx.stop_requested.wait(delay)
+    _stop_if_asked(call)
 
 
 def _finish(call: _Call, result: Any, codec: Codec) -> tuple[Any, Any]:
@@ -95,7 +111,7 @@ def run_step(
             if delay is None:
                 call.fail(exc)
                 raise
-            time.sleep(delay)
+            _backoff(call, delay)
             continue
         except BaseException:  # the worker stops, the execution suspends, the process is interrupted
             call.abandon()
@@ -143,7 +159,7 @@ async def run_step_async(
                 else:
                     await asyncio.to_thread(call.fail, exc)
                 raise
-            await asyncio.sleep(delay)
+            await asyncio.to_thread(_backoff, call, delay)
             continue
         except BaseException:  # the worker stops, the execution suspends, the task is cancelled
             call.abandon()
