@@ -85,7 +85,6 @@ def _race(runtime: AgentRuntime) -> None:
 
 
 # Each journal-writer thread's keep-alive connection is closed when the thread is collected, not before.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.slow
 def test_decisions_sent_in_the_same_millisecond_over_http_both_apply_in_every_trial(server: str) -> None:
     with AgentRuntime(server) as runtime:

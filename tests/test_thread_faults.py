@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
 from test_core_mutations import (  # the core tests' gated step, its counters and their reset fixture
     _reset,  # noqa: F401
     act,
@@ -52,7 +51,6 @@ def _run_in_thread(worker: Worker, executions: int) -> tuple[threading.Thread, l
 
 
 # Each journal-writer thread's keep-alive connection is closed when the thread is collected, not before.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_write_the_server_refuses_fails_that_execution_and_the_worker_runs_the_next(
     http_client: HttpClient,
 ) -> None:

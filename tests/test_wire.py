@@ -104,3 +104,34 @@ def test_nothing_listening_is_connection_refused() -> None:
         port = s.getsockname()[1]
     with pytest.raises(ConnectionRefusedError):
         WireConnection(f"http://127.0.0.1:{port}/api", {}, timeout=2).post("/x", b"")
+
+
+def test_a_threads_connection_is_closed_when_the_thread_is_gone_and_close_closes_all(
+    scripted: tuple[str, list[bytes], list[bytes]],
+) -> None:
+    import gc
+
+    url, answers, _ = scripted
+    answers += [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"] * 3
+    wire = WireConnection(url, {}, timeout=5)
+    opened: list[object] = []
+
+    def write() -> None:
+        assert wire.post("/x", b"{}") == (200, b"{}")
+        opened.append(wire._local.conn)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join()
+    conn = opened.pop()
+    assert conn.sock.fileno() != -1  # type: ignore[attr-defined]
+    del thread
+    gc.collect()
+    assert conn.sock.fileno() == -1, "the ended thread's connection was left open"  # type: ignore[attr-defined]
+
+    other = threading.Thread(target=write)  # kept referenced: only close() can close its connection
+    other.start()
+    other.join()
+    wire.close()
+    assert opened[0].sock.fileno() == -1  # type: ignore[attr-defined]
+    assert other.ident is not None

@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
@@ -30,7 +31,7 @@ class WireError(OSError):
 
 
 class _Conn:
-    __slots__ = ("last", "reader", "sock")
+    __slots__ = ("__weakref__", "last", "reader", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -63,11 +64,13 @@ class WireConnection:
         self._head = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
         self._timeout = timeout
         self._local = threading.local()
+        self._open: weakref.WeakSet[_Conn] = weakref.WeakSet()
+        self._lock = threading.Lock()
 
     def _connection(self) -> _Conn:
         conn: _Conn | None = getattr(self._local, "conn", None)
-        if conn is not None and time.monotonic() - conn.last > _MAX_IDLE_SECONDS:
-            conn.close()
+        if conn is not None and (conn.sock.fileno() == -1 or time.monotonic() - conn.last > _MAX_IDLE_SECONDS):
+            conn.close()  # closed by close() from another thread, or idle for too long
             conn = None
         if conn is None:
             sock = socket.create_connection((self._host, self._port), timeout=self._timeout)
@@ -76,6 +79,11 @@ class WireConnection:
                 sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self._host)
             conn = _Conn(sock)
             self._local.conn = conn
+            with self._lock:
+                self._open.add(conn)
+            # A thread's connection is closed when the thread is gone (a journal writer's thread ends
+            # with its execution), not left to the garbage collector's warning about an open socket.
+            weakref.finalize(threading.current_thread(), conn.close)
         return conn
 
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
@@ -105,11 +113,13 @@ class WireConnection:
         return status, data, retry_after
 
     def close(self) -> None:
-        """Close this thread's connection (other threads' close when they are collected)."""
-        conn: _Conn | None = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close every thread's connection (a thread that calls again opens a new one)."""
+        self._local.conn = None
+        with self._lock:
+            conns = list(self._open)
+            self._open.clear()
+        for conn in conns:
             conn.close()
-            self._local.conn = None
 
 
 def _read_response(reader: BinaryIO) -> tuple[int, bytes, bool, str | None]:
