@@ -309,3 +309,19 @@ def test_an_unreachable_server_is_retried_then_reported_in_one_line() -> None:
     assert any("retrying in" in line for line in lines[:-1]), "the retries are said while they happen"
     assert lines[-1].startswith(f"agentspan: cannot reach the Agentspan server at {url}")
     assert "Traceback" not in done.stderr
+
+
+def test_hints_name_the_cli_as_it_was_called(db_path: Path) -> None:
+    """Called as .venv/bin/agentspan without an activated venv, the hints say .venv/bin/agentspan."""
+    script = Path(sys.executable).parent / "agentspan"
+    service = Service(SQLiteStore(db_path))
+    for i in range(3):
+        service.create_execution("echo", {"i": i})
+    service.close()
+    env = {**_env(), "PATH": "/usr/bin:/bin"}  # no venv on the PATH: `agentspan` alone would not be found
+    listed = subprocess.run(
+        [str(script), "executions", "list", "--db", str(db_path), "--limit", "2"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert f"next page: {script} executions list --limit 2 --cursor " in listed.stdout

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
+import shutil
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -113,3 +115,15 @@ def _as_function(item: Any) -> Callable[..., Any]:
 
         return durable_function(item)
     return item  # type: ignore[no-any-return]
+
+
+def command_name() -> str:
+    """How to call this CLI again as it was called: ``agentspan`` when that is what the shell finds,
+    else the path it was started by (``.venv/bin/agentspan`` without an activated venv)."""
+    invoked = sys.argv[0]
+    found = shutil.which("agentspan")
+    if found is not None and os.path.realpath(found) == os.path.realpath(invoked):
+        return "agentspan"
+    if os.path.basename(invoked) == "agentspan" and os.path.exists(invoked):
+        return shlex.quote(invoked)
+    return "agentspan"

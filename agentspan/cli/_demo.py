@@ -16,6 +16,7 @@ from pathlib import Path
 from ..durable import ExecutionHandle
 from ..durable._runtime import expire_dead_local_workers
 from ..runtime import Service, SQLiteStore, StepStatus
+from ._common import command_name
 
 __all__ = ["run_demo"]
 
@@ -220,8 +221,9 @@ def run_demo(*, calls: int = 20, crash_after: int = 18, model: str | None = None
             else:
                 print("  No call was in flight at the kill: nothing ran twice.")
         print("\nlook at it (the journal shows which worker ran each step and which steps were replayed):")
-        print(f"  agentspan executions show {execution.id} --db {db}")
-        print(f"  agentspan server --db {db}   then   http://127.0.0.1:6767/api/executions/{execution.id}/journal")
+        cli = command_name()
+        print(f"  {cli} executions show {execution.id} --db {db}")
+        print(f"  {cli} server --db {db}   then   http://127.0.0.1:6767/api/executions/{execution.id}/journal")
         return 0 if ok else 1
     finally:
         service.close()

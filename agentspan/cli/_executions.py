@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..client import Client
-from ._common import connect
+from ._common import command_name, connect
 from ._follow import Follower
 from ._format import print_execution, print_executions
 
@@ -44,7 +44,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         filters = "".join(
             f" --{flag} {value}" for flag, value in (("status", args.status), ("name", args.name)) if value
         )
-        print(f"; next page: agentspan executions list{filters} --limit {args.limit} --cursor {page.next_cursor}")
+        print(
+            f"; next page: {command_name()} executions list{filters} --limit {args.limit} --cursor {page.next_cursor}"
+        )
     else:
         print(" (last page)")
     return 0

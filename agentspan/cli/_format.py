@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from ..runtime import Event, Execution, ExecutionStatus, Step, StepStatus
+from ._common import command_name
 
 __all__ = ["print_execution", "print_executions"]
 
@@ -217,7 +218,7 @@ def _replayed_failure(execution: Execution, journal: Sequence[Step], claims: Seq
     return (
         f"this failure is the recorded result of {escape(step.kind)} {escape(step.name)} from attempt"
         f" #{ran if ran is not None else '?'}; attempt #{last.number} replayed it (a recorded failure is raised"
-        f" again, not retried). To start fresh: agentspan executions retry {execution.id}"
+        f" again, not retried). To start fresh: {command_name()} executions retry {execution.id}"
     )
 
 

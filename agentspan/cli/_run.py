@@ -10,7 +10,7 @@ from typing import Any
 from ..agents import Agent, AgentRuntime
 from ..agents._result import AgentHandle
 from ..agents._runtime import is_graph, is_openai_agent
-from ._common import fail, import_target, server_url
+from ._common import command_name, fail, import_target, server_url
 from ._follow import Follower, describe_wait, lease_note
 
 __all__ = ["cmd_run"]
@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             _say(
                 f"this is the recorded result of execution {execution.id}, which {execution.status.value} at"
                 f" {execution.updated_at:%Y-%m-%d %H:%M:%S}; nothing ran now. To start fresh: another"
-                f" --idempotency-key, or agentspan executions retry {execution.id}"
+                f" --idempotency-key, or {command_name()} executions retry {execution.id}"
             )
             return 0 if result.is_success else 1
         follower = Follower(runtime.client, handle.execution_id, sys.stderr, prefix="agentspan: ")
@@ -69,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not finished:
         _say(
             f"execution {handle.execution_id} is still {status} after {args.timeout:g} s; it goes on."
-            f" Follow it: agentspan executions follow {handle.execution_id}"
+            f" Follow it: {command_name()} executions follow {handle.execution_id}"
         )
         return 1
     result.print_result()
@@ -85,7 +85,9 @@ def _say_what_it_waits_for(runtime: AgentRuntime, name: str, handle: AgentHandle
     elif execution.wait is not None:
         _say(f"execution {execution.id} waits for {describe_wait(execution.wait.model_dump(mode='json'))}")
     elif not local and runtime.client.agent_status(name).workers == 0:
-        _say(f"waiting for a worker that serves {name} (none connected); start one: agentspan worker module:agent")
+        _say(
+            f"waiting for a worker that serves {name} (none connected); start one: {command_name()} worker module:agent"
+        )
 
 
 def _say_after_interrupt(execution_id: str, local: bool, args: argparse.Namespace) -> None:
@@ -96,7 +98,7 @@ def _say_after_interrupt(execution_id: str, local: bool, args: argparse.Namespac
             again += f" --idempotency-key {args.idempotency_key}"
         _say(
             f"execution {execution_id} is paused, not lost: no worker runs it now. Resume it by running the"
-            f" same command again ({again}), or serve it: agentspan worker {args.target}"
+            f" same command again ({again}), or serve it: {command_name()} worker {args.target}"
         )
     else:
         _say(
