@@ -56,3 +56,56 @@ def test_migrations_run_once(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
     conn.close()
+
+
+def test_at_once_writes_without_waiting_or_says_it_would_block(db_path: Path) -> None:
+    """The server's per-step write on its event loop: made at once, or WouldBlock with nothing written."""
+    import threading
+
+    from agentspan.runtime import Service, StepRecord, StepStatus
+    from agentspan.runtime.store._base import WouldBlock
+
+    service = Service(SQLiteStore(db_path, busy_timeout=30))
+    try:
+        execution = service.create_execution("at-once", {})
+        claim = service.claim("w", ["at-once"])
+        assert claim is not None
+
+        def record(n: int) -> list[StepRecord]:
+            return [StepRecord(key=f"s{n}", kind="step", name="s", status=StepStatus.COMPLETED, output=n)]
+
+        assert service.write_records_at_once(execution.id, "w", claim.epoch, record(1)).status.value == "running"
+
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the file's write lock
+        try:
+            with pytest.raises(WouldBlock):
+                service.write_records_at_once(execution.id, "w", claim.epoch, record(2))
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+
+        store = service.store
+        assert isinstance(store, SQLiteStore)
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:  # another request of this process is using the connection
+            with store._held():
+                held.set()
+                release.wait(30)
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        assert held.wait(30)
+        try:
+            with pytest.raises(WouldBlock):
+                service.write_records_at_once(execution.id, "w", claim.epoch, record(3))
+        finally:
+            release.set()
+            thread.join()
+
+        assert [s.key for s in service.get_journal(execution.id)] == ["s1"]  # the refused ones wrote nothing
+        service.write_records(execution.id, "w", claim.epoch, record(2))  # the normal path still waits/works
+        assert store._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000  # restored after at_once
+    finally:
+        service.close()

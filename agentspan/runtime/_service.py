@@ -186,7 +186,21 @@ class Service:
         terminal state could be overwritten, or steps recorded after the end.
         """
         _check_finish_is_last(execution_id, records)
-        result = self.store.write_records(execution_id, worker_id, epoch, records, self.now())
+        return self._notify_written(
+            execution_id, self.store.write_records(execution_id, worker_id, epoch, records, self.now())
+        )
+
+    def write_records_at_once(
+        self, execution_id: str, worker_id: str, epoch: int, records: Sequence[Record]
+    ) -> WriteResult:
+        """:meth:`write_records`, or ``WouldBlock`` (nothing written) if it would wait for a lock: lets the
+        server write on its event loop when that takes only the commit, and in a thread otherwise."""
+        _check_finish_is_last(execution_id, records)
+        with self.store.at_once():
+            result = self.store.write_records(execution_id, worker_id, epoch, records, self.now())
+        return self._notify_written(execution_id, result)
+
+    def _notify_written(self, execution_id: str, result: WriteResult) -> WriteResult:
         if result.status is ExecutionStatus.QUEUED:
             self.notifier.notify(_WORK, _events_topic(execution_id))
         else:

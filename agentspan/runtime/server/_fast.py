@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...errors import AgentspanError
 from .._service import Service
+from ..store._base import WouldBlock
 from ._auth import BearerAuth
 from ._errors import error_response, internal_error_response, validation_response
 from ._limits import BodySizeLimit
@@ -59,11 +60,13 @@ class RecordsFastPath:
                 if not message.get("more_body"):
                     break
             body = RECORDS_BODY.parse(b"".join(chunks))
-            # In a thread, so that a write waiting for the database's lock does not stall the loop.
-            result = await asyncio.to_thread(
-                self._service.write_records,
-                scope["path_params"]["execution_id"], body.worker_id, body.epoch, body.records,
-            )  # fmt: skip
+            args = (scope["path_params"]["execution_id"], body.worker_id, body.epoch, body.records)
+            try:
+                # On the loop when it takes only the commit (no thread hand-off on the per-step path)...
+                result = self._service.write_records_at_once(*args)
+            except WouldBlock:
+                # ...and in a thread when it would wait for a lock, so that the loop keeps answering.
+                result = await asyncio.to_thread(self._service.write_records, *args)
         except AgentspanError as exc:
             await error_response(exc)(scope, receive, send)
             return

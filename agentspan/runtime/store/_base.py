@@ -8,6 +8,7 @@ One contract test suite (``tests/store_contract.py``) runs against every impleme
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -24,7 +25,11 @@ from .._models import (
     WriteResult,
 )
 
-__all__ = ["Store"]
+__all__ = ["Store", "WouldBlock"]
+
+
+class WouldBlock(Exception):
+    """Raised inside :meth:`Store.at_once` by a call that would have to wait for a lock: nothing changed."""
 
 
 class Store(abc.ABC):
@@ -33,6 +38,15 @@ class Store(abc.ABC):
     Times are passed in by the caller (the service's clock) as UNIX seconds, so tests and replicas
     agree on one clock per call.
     """
+
+    def at_once(self) -> contextlib.AbstractContextManager[None]:
+        """In this thread, calls made inside raise :class:`WouldBlock` instead of waiting for a lock.
+
+        The server makes a write on its event loop this way when it can be made at once (the common
+        case: no thread hand-off on the per-step path) and in a thread otherwise. A store that cannot
+        tell (this default) raises it at once.
+        """
+        raise WouldBlock("this store cannot tell whether a call would wait")
 
     @abc.abstractmethod
     def close(self) -> None:

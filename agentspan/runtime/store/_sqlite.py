@@ -31,7 +31,7 @@ from .._models import (
     WriteResult,
 )
 from . import _rows as conv
-from ._base import Store
+from ._base import Store, WouldBlock
 from ._rows import Synchronous
 from ._schema import migrate
 
@@ -76,6 +76,7 @@ class SQLiteStore(Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._busy_timeout = busy_timeout
+        self._at_once = threading.local()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -93,11 +94,26 @@ class SQLiteStore(Store):
                 pass
 
     @contextmanager
+    def at_once(self) -> Iterator[None]:
+        """See :meth:`Store.at_once`: the connection's lock is not waited for, nor the file's write lock."""
+        self._at_once.active = True
+        try:
+            yield
+        finally:
+            self._at_once.active = False
+
+    def _now_only(self) -> bool:
+        return bool(getattr(self._at_once, "active", False))
+
+    @contextmanager
     def _held(self) -> Iterator[None]:
         """The connection's lock, waited for at most the busy timeout: while another process holds the
         write lock, requests queue here behind the one waiting for it, and each gives up in bounded
         time instead of after everyone before it."""
-        if not self._lock.acquire(timeout=self._busy_timeout):
+        if self._now_only():
+            if not self._lock.acquire(blocking=False):
+                raise WouldBlock("another call holds the connection")
+        elif not self._lock.acquire(timeout=self._busy_timeout):
             raise UnavailableError(
                 "the database is busy (waiting for a write lock, held by another process?); nothing was"
                 " changed, try again shortly",
@@ -112,12 +128,20 @@ class SQLiteStore(Store):
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._held():
             conn = self._conn
+            now_only = self._now_only()
+            if now_only:  # the write lock is taken at BEGIN IMMEDIATE: do not wait for it there
+                conn.execute("PRAGMA busy_timeout=0")
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 if _is_busy(exc):
+                    if now_only:
+                        raise WouldBlock("another process holds the write lock") from exc
                     raise _unavailable(exc) from exc
                 raise
+            finally:
+                if now_only:
+                    conn.execute(f"PRAGMA busy_timeout={round(self._busy_timeout * 1000)}")
             try:
                 yield conn
                 conn.execute("COMMIT")
