@@ -37,6 +37,14 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+def _run_sequence(url: str, effects: Path, steps: int) -> None:
+    """Start the test flow of ``steps`` steps and wait until the worker has completed it."""
+    with _client(url) as client:
+        execution = client.create_execution("sequence", {"log_path": str(effects), "steps": steps, "delay": 0.0})
+        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the execution to end")
+        assert client.get_execution(execution.id).status is ExecutionStatus.COMPLETED
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_a_worker_mid_execution_finishes_it_across_a_server_restart(tmp_path: Path, sig: signal.Signals) -> None:
     db, port = tmp_path / "server.db", free_port()
@@ -77,10 +85,7 @@ def test_a_worker_started_before_its_server_waits_for_it_and_then_works(tmp_path
         wait_until(lambda: "unreachable at" in _read(worker_log), "the worker to say the server is unreachable")
         assert worker.poll() is None, _read(worker_log)
         server = start_server(db, port)
-        with _client(url) as client:
-            execution = client.create_execution("sequence", {"log_path": str(effects), "steps": 3, "delay": 0.0})
-            wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the execution to end")
-            assert client.get_execution(execution.id).status is ExecutionStatus.COMPLETED
+        _run_sequence(url, effects, 3)
         assert worker.wait(timeout=60) == 0, _read(worker_log)
     finally:
         stop(worker)
@@ -108,10 +113,7 @@ def test_sigterm_ends_a_long_poll_cleanly_and_the_worker_comes_back(tmp_path: Pa
         assert "CancelledError" not in shutdown_output
         assert worker.poll() is None, _read(worker_log)
         server = start_server(db, port)
-        with _client(url) as client:
-            execution = client.create_execution("sequence", {"log_path": str(effects), "steps": 2, "delay": 0.0})
-            wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the execution to end")
-            assert client.get_execution(execution.id).status is ExecutionStatus.COMPLETED
+        _run_sequence(url, effects, 2)
         assert worker.wait(timeout=60) == 0, _read(worker_log)
     finally:
         stop(worker)
