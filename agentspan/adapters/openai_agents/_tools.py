@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agents.tool import FunctionTool
-from pydantic import BaseModel
 
 from ...durable import run_step_async
-from ...durable._codec import Codec, to_json
+from ...durable._codec import Codec
+from .._typed import decode_typed, encode_typed
 from ._scope import active, agentspan_run, run_usage
 
 __all__ = ["durable_tool"]
@@ -42,35 +41,13 @@ class _OutputCodec(Codec):
 
     def encode(self, value: Any, what: str) -> Any:
         outcome = value if isinstance(value, _Outcome) else _Outcome(value, {})
-        found = outcome.value
         data: dict[str, Any] = {"usage": outcome.usage} if any(outcome.usage.values()) else {}
-        if isinstance(found, BaseModel):
-            cls = type(found)
-            data["model"] = f"{cls.__module__}:{cls.__qualname__}"
-            data["value"] = to_json(found.model_dump(mode="json", by_alias=True), what)
-        else:
-            data["value"] = to_json(found, what)
-        return data
+        return {**data, **encode_typed(outcome.value, what)}
 
     def decode(self, data: Any) -> Any:
         if not isinstance(data, dict):
             return _Outcome(data, {})
-        cls = _model_class(data.get("model"))
-        value = cls.model_validate(data["value"]) if cls is not None else data.get("value")
-        return _Outcome(value, dict(data.get("usage") or {}))
-
-
-def _model_class(path: Any) -> type[BaseModel] | None:
-    if not isinstance(path, str) or "<locals>" in path:
-        return None
-    module_name, _, qualname = path.partition(":")
-    try:
-        found: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError):
-        return None
-    return found if isinstance(found, type) and issubclass(found, BaseModel) else None
+        return _Outcome(decode_typed(data), dict(data.get("usage") or {}))
 
 
 _OUTPUT = _OutputCodec()
