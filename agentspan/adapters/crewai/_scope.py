@@ -27,6 +27,8 @@ class RunState:
     fatal: AgentspanError | None = None
     """An error that must end the run even though CrewAI catches it (a tool result that cannot be
     stored: CrewAI would hand the error to the model as the tool's answer and go on)."""
+    asked: dict[str, int] = dataclasses.field(default_factory=dict)
+    """How many times each human-input question was asked in this run (their signals are numbered)."""
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def fail(self, exc: AgentspanError) -> None:
