@@ -60,6 +60,12 @@ class FakeOpenAIServer:
     the first request fail with 429 and its retry get ``"hi"``. A request for a turn past the script
     gets a 400 that says so. Usage the script does not set is estimated (four characters a token).
 
+    **Several conversations at once** (agents of one crew, a manager and its coworkers, tasks run in
+    parallel) each get their own script with ``routes``: ``{text: script}``. A request is answered
+    from the first route whose ``text`` occurs in its opening (the messages before the first
+    assistant message: the system prompt and the task), its turn counted in that conversation;
+    a request no route matches is answered from ``script``. With routes, ``by_turn`` must be true.
+
     ``stream: true`` is answered with Chat Completions SSE chunks (text word by word, tool-call
     arguments in two fragments, usage last when ``stream_options.include_usage`` is set).
 
@@ -74,19 +80,32 @@ class FakeOpenAIServer:
         script: The replies and scripted errors.
         by_turn: Choose replies by the conversation's turn (default) rather than in order.
         port: The loopback port to listen on (default 0: a free one).
+        routes: ``{text: script}``: requests whose opening contains ``text`` are answered from that
+            script (see above).
     """
 
     research_script = staticmethod(research_script)
 
     def __init__(
-        self, script: Iterable[ScriptedReply | ScriptedError] = (), *, by_turn: bool = True, port: int = 0
+        self,
+        script: Iterable[ScriptedReply | ScriptedError] = (),
+        *,
+        by_turn: bool = True,
+        port: int = 0,
+        routes: Mapping[str, Iterable[ScriptedReply | ScriptedError]] | None = None,
     ) -> None:
+        if routes and not by_turn:
+            raise ValueError("FakeOpenAIServer: routes choose replies by turn; they cannot be used with by_turn=False")
         self.by_turn = by_turn
         self._port = port
-        self._turns = _turns(script)
+        # Tool-call ids are numbered across the script and the routes, so they are unique in the server.
+        self._turns, numbered = _turns(script, 1)
+        self._routes: dict[str, list[_Turn]] = {}
+        for text, route in (routes or {}).items():
+            self._routes[str(text)], numbered = _turns(route, numbered)
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
-        self._errors_served: dict[int, int] = {}
+        self._errors_served: dict[tuple[str | None, int], int] = {}
         self._replies_served = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -163,6 +182,9 @@ class FakeOpenAIServer:
         messages = body.get("messages")
         if not isinstance(messages, list):
             return ScriptedError(400, "'messages' must be a list"), 0
+        route = _route(self._routes, messages)
+        turns = self._turns if route is None else self._routes[route]
+        named = "" if route is None else f" of route {route!r}"
         with self._lock:
             self._requests.append(body)
             if self.by_turn:
@@ -171,19 +193,25 @@ class FakeOpenAIServer:
                 )
             else:
                 turn = self._replies_served
-            if turn >= len(self._turns):
+            if route is None and self._routes and not turns:
+                opening = json.dumps(messages[:2])[:300]
+                return ScriptedError(
+                    400, f"FakeOpenAIServer: the request matches none of the routes {list(self._routes)}: {opening}"
+                ), 0
+            if turn >= len(turns):
                 return ScriptedError(
                     400,
-                    f"FakeOpenAIServer has no scripted reply for turn {turn} (the script has {len(self._turns)} turns)",
+                    f"FakeOpenAIServer has no scripted reply for turn {turn} (the script{named} has {len(turns)}"
+                    " turns)",
                 ), 0
-            entry = self._turns[turn]
-            served = self._errors_served.get(turn, 0)
+            entry = turns[turn]
+            served = self._errors_served.get((route, turn), 0)
             if served < len(entry.errors):
-                self._errors_served[turn] = served + 1
+                self._errors_served[(route, turn)] = served + 1
                 return entry.errors[served], 0
             if entry.reply is None:
                 return ScriptedError(
-                    400, f"FakeOpenAIServer has no scripted reply for turn {turn} after its scripted errors"
+                    400, f"FakeOpenAIServer has no scripted reply for turn {turn}{named} after its scripted errors"
                 ), 0
             self._replies_served += 1
             number = self._replies_served
@@ -191,9 +219,13 @@ class FakeOpenAIServer:
         return with_usage(entry.reply, prompt, str(body.get("model") or "fake")), number
 
 
-def _turns(script: Iterable[ScriptedReply | ScriptedError]) -> list[_Turn]:
+def _turns(script: Iterable[ScriptedReply | ScriptedError], first_id: int) -> tuple[list[_Turn], int]:
+    """The script's turns, and the number of the next tool-call id after its own."""
     entries = list(script)
-    replies = iter(scripted_responses([entry for entry in entries if not isinstance(entry, ScriptedError)]))
+    responses = scripted_responses(
+        [entry for entry in entries if not isinstance(entry, ScriptedError)], first_id=first_id
+    )
+    replies = iter(responses)
     turns: list[_Turn] = []
     errors: list[ScriptedError] = []
     for entry in entries:
@@ -204,7 +236,22 @@ def _turns(script: Iterable[ScriptedReply | ScriptedError]) -> list[_Turn]:
             errors = []
     if errors:
         turns.append(_Turn(errors, None))
-    return turns
+    return turns, first_id + sum(len(response.message.tool_calls) for response in responses)
+
+
+def _route(routes: Mapping[str, list[_Turn]], messages: list[Any]) -> str | None:
+    """The first route whose text occurs in the conversation's opening (before its first assistant message)."""
+    if not routes:
+        return None
+    opening = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "assistant":
+            break
+        opening.append(_content_text(message.get("content")))
+    text = "\n".join(opening)
+    return next((route for route in routes if route in text), None)
 
 
 def _content_text(content: Any) -> str:
