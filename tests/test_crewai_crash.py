@@ -24,10 +24,10 @@ import pytest
 
 pytest.importorskip("crewai")
 
-from processes import TESTS, model_turns, side_effects, wait_until  # noqa: E402
+from processes import TESTS, model_turns, side_effects, wait_until
 
-from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, Step, StepStatus  # noqa: E402
-from agentspan.testing import FakeOpenAIServer  # noqa: E402
+from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, Step, StepStatus
+from agentspan.testing import FakeOpenAIServer
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +130,7 @@ def test_a_crew_killed_after_tool_call_18_of_20_resumes_at_19_when_the_program_r
     done_tools = len(_done(at_kill, "tool"))
     counts = _assert_no_completed_call_ran_again(log, at_kill)
     assert set(counts) == {f"search q{i}" for i in range(1, 21)}
-    assert len({pid for pid in (line.split("\t")[2] for line in log.read_text().splitlines())}) == 2
+    assert len({line.split("\t")[2] for line in log.read_text().splitlines()}) == 2, "two processes ran the tools"
     assert all(n == 1 for n in model_turns(requests[:requests_at_kill]).values()), "no turn asked twice before the kill"
     resumed_turns = model_turns(requests[requests_at_kill:])
     assert resumed_turns and min(resumed_turns) > done_tools, f"turns asked for again: {sorted(resumed_turns)}"
@@ -192,3 +192,54 @@ def test_a_hierarchical_crew_killed_inside_a_delegation_resumes_without_repeatin
     assert not any(conversation.startswith("You are Crew Manager") and turn == 0 for conversation, turn in resumed), (
         "the manager's first turn (the delegation) was replayed, not asked for again"
     )
+
+
+# --- d. two async_execution tasks in parallel ------------------------------------------------------------
+def _searches(prefix: str) -> list[list[tuple[str, Mapping[str, Any]]]]:
+    return [[("search", {"query": f"{prefix}{i}"})] for i in range(1, 5)]
+
+
+PARALLEL = {
+    "Current Task: Compare the notes.": ["compared"],
+    "Current Task: Research alpha.": [*_searches("a"), "alpha notes"],
+    "Current Task: Research beta.": [*_searches("b"), "beta notes"],
+}
+
+
+def test_two_async_tasks_killed_while_they_run_resume_without_repeating_and_with_the_same_keys(tmp_path: Path) -> None:
+    log, db = tmp_path / "tools.log", tmp_path / "program.db"
+
+    def both_searched_twice(steps: list[Step]) -> bool:
+        done = [s.input["arguments"]["query"] for s in _done(steps, "tool")]
+        return sum(q.startswith("a") for q in done) >= 2 and sum(q.startswith("b") for q in done) >= 2
+
+    with FakeOpenAIServer(routes=PARALLEL) as fake:
+        at_kill, requests_at_kill, second, final, executions = _kill_and_rerun(
+            "parallel", "crewai-parallel", _env(fake, log, db), db, fake, both_searched_twice
+        )
+        requests = fake.requests
+        calm_db = tmp_path / "calm.db"
+        calm = subprocess.run(
+            _program("parallel"), env=_env(fake, tmp_path / "calm.log", calm_db), capture_output=True, text=True
+        )
+    assert calm.returncode == 0, calm.stderr[-3000:]
+    assert [e.status for e in executions] == [ExecutionStatus.COMPLETED], "one execution, resumed"
+    output = json.loads(second.stdout.strip().splitlines()[-1])
+    assert output["tasks"] == ["alpha notes", "beta notes", "compared"]
+    running = {s.name for s in at_kill if s.kind == "task" and s.status is not StepStatus.COMPLETED}
+    assert running == {"Alpha researcher", "Beta researcher"}, "the kill came while both async tasks ran"
+
+    counts = _assert_no_completed_call_ran_again(log, at_kill, in_flight=2)
+    assert set(counts) == {f"search {p}{i}" for p in "ab" for i in range(1, 5)}
+    repeated = _repeated_requests(requests)
+    for prefix, role in (("a", "Alpha researcher"), ("b", "Beta researcher")):
+        again = sum(n - 1 for label, n in counts.items() if label.startswith(f"search {prefix}"))
+        again += sum(n - 1 for (conversation, _), n in repeated.items() if role in conversation)
+        assert again <= 1, f"{role}: more than its one call in flight ran again: tools {counts}, turns {repeated}"
+    assert not [turn for turn in repeated if "Analyst" in turn[0]]
+
+    keys = [s.key for s in final]
+    assert not [key for key in keys if UUID.search(key)], "no key carries CrewAI's per-run ids"
+    with _service(calm_db) as service:
+        calm_keys = [s.key for s in _steps(service, "crewai-parallel")]
+    assert sorted(keys) == sorted(calm_keys), "the resumed run's steps have the keys of a run without a crash"
