@@ -222,3 +222,25 @@ def test_the_cli_runs_a_crew_with_inputs_and_refuses_a_prompt(tmp_path: Path) ->
     assert (prompt.returncode, bad.returncode) == (2, 2)
     assert "give it --inputs" in prompt.stderr and "Traceback" not in prompt.stderr
     assert "must be a JSON object" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_drop_in_kickoff_says_what_it_waits_for_and_returns_once_answered(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentspan.adapters.crewai import durable
+    from agentspan.durable import Runtime
+
+    with FakeOpenAIServer(["draft one"]) as fake, Runtime(db=tmp_path / "a.db") as runtime:
+        crew = durable(_writers(fake.base_url), runtime=runtime)
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(crew.kickoff, inputs={"topic": "AI"})
+            wait_until(lambda: runtime.client.list_executions(status="waiting").items, "the wait for human input")
+            waiting = runtime.client.list_executions(status="waiting").items[0]
+            wait_until(lambda: "executions respond" in capfd.readouterr().err, "the line saying how to answer")
+            assert waiting.wait is not None
+            runtime.client.send_signal(waiting.id, waiting.wait.signal, {"feedback": ""})
+            output = future.result(timeout=60)
+    assert isinstance(output, CrewOutput)
+    assert output.raw == "draft one"
