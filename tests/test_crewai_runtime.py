@@ -244,3 +244,21 @@ def test_the_drop_in_kickoff_says_what_it_waits_for_and_returns_once_answered(
             output = future.result(timeout=60)
     assert isinstance(output, CrewOutput)
     assert output.raw == "draft one"
+
+
+def test_the_planner_model_calls_are_steps_too(tmp_path: Path) -> None:
+    plan = json.dumps({"list_of_plans_per_task": [{"task_number": 1, "task": "Write about AI", "plan": "search"}]})
+    with FakeOpenAIServer([plan, [("search", {"query": "AI"})], "written"], by_turn=False) as fake:
+        crew = _writers(fake.base_url, human=False)
+        crew.planning = True
+        crew.planning_llm = _llm(fake.base_url)
+        with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+            result = runtime.run(crew, inputs={"topic": "AI"}, timeout=60)
+            journal = runtime.client.get_journal(result.execution_id)
+        requests = fake.request_count
+    assert result.is_success, result.error
+    assert result.output == "written"
+    model_steps = [s for s in journal if s.kind == "llm"]
+    assert len(model_steps) == requests == 3, "every model request, the planner's too, is a step"
+    parents = {s.parent.split(":")[0] for s in model_steps if s.parent}
+    assert parents == {"Task Execution Planner", "writer"}, parents
