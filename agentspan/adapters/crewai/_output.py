@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from crewai.crews.crew_output import CrewOutput
-from pydantic import BaseModel
 
 from ...durable._codec import to_json
 from .._typed import model_class, model_path
@@ -29,17 +28,15 @@ def _pydantic_classes(output: CrewOutput) -> dict[str, str]:
     return found
 
 
-def _model_json(model: BaseModel | None) -> Any:
-    return None if model is None else model.model_dump(mode="json", by_alias=True)
-
-
 def crew_output_json(output: CrewOutput) -> dict[str, Any]:
     """``output`` as JSON, with the path of each pydantic output's class."""
     value = output.model_dump(mode="json")
-    # The ``pydantic`` fields are typed ``BaseModel``: model_dump would write each as ``{}``.
-    value["pydantic"] = _model_json(output.pydantic)
-    for task, found in zip(output.tasks_output, value.get("tasks_output") or [], strict=True):
-        found["pydantic"] = _model_json(task.pydantic)
+    # pydantic dumps a field typed ``BaseModel`` by that type (as {}): dump each output by its own class.
+    if output.pydantic is not None:
+        value["pydantic"] = output.pydantic.model_dump(mode="json", by_alias=True)
+    for index, task in enumerate(output.tasks_output):
+        if task.pydantic is not None:
+            value["tasks_output"][index]["pydantic"] = task.pydantic.model_dump(mode="json", by_alias=True)
     return {"value": to_json(value, "the crew's output"), "models": _pydantic_classes(output)}
 
 
