@@ -24,8 +24,10 @@ import pytest
 
 pytest.importorskip("crewai")
 
-from processes import TESTS, model_turns, side_effects, wait_until
+from processes import TESTS, kill_after_and_resume, model_turns, side_effects, wait_until
 
+from agentspan.adapters.crewai import execution_input
+from agentspan.client import HttpClient
 from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, Step, StepStatus
 from agentspan.testing import FakeOpenAIServer
 
@@ -136,6 +138,41 @@ def test_a_crew_killed_after_tool_call_18_of_20_resumes_at_19_when_the_program_r
     assert resumed_turns and min(resumed_turns) > done_tools, f"turns asked for again: {sorted(resumed_turns)}"
     assert len(requests) <= 21 + 1, "every model turn was asked for once, plus at most the one in flight"
     assert not [s.key for s in final if s.status is not StepStatus.COMPLETED]
+
+
+# --- b. the same crew served by `agentspan worker` -------------------------------------------------------
+def _worker(server: str, fake: FakeOpenAIServer, log: Path) -> subprocess.Popen[bytes]:
+    env = _env(fake, log, log.with_suffix(".unused.db"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentspan", "worker", "crewai_program:research", "--server", server,
+         "--lease-seconds", "2", "--poll-seconds", "1", "--max-executions", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_a_crew_served_by_agentspan_worker_killed_after_tool_call_18_is_resumed_at_19_by_another_worker(
+    server: str, tmp_path: Path
+) -> None:
+    script = FakeOpenAIServer.research_script(20, "search", lambda i: {"query": f"q{i + 1}"}, answer="compared")
+    log = tmp_path / "tools.log"
+    with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
+        execution = client.create_execution("crewai-research", execution_input({"topic": "AI agents"}))
+
+        def tools_done() -> set[str]:
+            return {s.key for s in _done(client.get_journal(execution.id), "tool")}
+
+        run = kill_after_and_resume(client, execution.id, fake, lambda: _worker(server, fake, log), tools_done)
+        journal = client.get_journal(execution.id)
+    assert run.final.status is ExecutionStatus.COMPLETED, run.final.error
+    assert run.final.output["output"] == "compared"
+    done_at_kill = [s for s in journal if s.key in run.done_at_kill]
+    counts = _assert_no_completed_call_ran_again(log, done_at_kill)
+    assert set(counts) == {f"search q{i}" for i in range(1, 21)}
+    assert len({line.split("\t")[2] for line in log.read_text().splitlines()}) == 2, "two workers ran the tools"
+    assert all(n == 1 for n in model_turns(run.requests_before).values())
+    resumed_turns = model_turns(run.requests_after)
+    assert resumed_turns and min(resumed_turns) > len(run.done_at_kill), f"asked again: {sorted(resumed_turns)}"
+    assert len(run.requests_before) + len(run.requests_after) <= 21 + 1
 
 
 def _repeated_requests(requests: list[dict[str, Any]]) -> dict[tuple[str, int], int]:
