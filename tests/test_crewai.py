@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 pytest.importorskip("crewai")
@@ -27,13 +28,14 @@ pytest.importorskip("crewai")
 from crewai import LLM, Agent, Crew, Process, Task
 from crewai.crews.crew_output import CrewOutput
 from crewai.flow.flow import Flow, start
+from crewai.llms.base_llm import BaseLLM
 from crewai.tools import BaseTool, tool
-from processes import TESTS
+from processes import TESTS, model_turns
 from pydantic import BaseModel, Field
 
 from agentspan.adapters.crewai import crew_function, durable, execution_input
 from agentspan.adapters.crewai._patch import install, unpatch
-from agentspan.durable import Runtime
+from agentspan.durable import Runtime, current_step
 from agentspan.errors import ConfigurationError, ExecutionFailedError, InvalidInputError
 from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, Step, StepStatus
 from agentspan.testing import FakeOpenAIServer
@@ -55,6 +57,8 @@ calls: list[tuple[str, str]] = []
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     calls.clear()
+    crash_at.clear()
+    keys.clear()
 
 
 @pytest.fixture
@@ -253,6 +257,23 @@ def test_a_run_whose_calls_all_finished_replays_in_a_fresh_runtime_with_no_model
     assert type(result.pydantic) is Report and result.pydantic == Report(title="Agents", points=["x", "y"])
 
 
+class Aliased(BaseModel):
+    title: str = Field(alias="Title")
+
+
+def test_a_recorded_crew_output_comes_back_equal_with_its_pydantic_outputs_as_their_own_classes() -> None:
+    from crewai.tasks.task_output import TaskOutput
+
+    from agentspan.adapters.crewai._output import crew_output_json, crew_output_of
+
+    task = TaskOutput(description="d", raw='{"Title": "t"}', agent="a", pydantic=Aliased(Title="t"))
+    output = CrewOutput(raw=task.raw, pydantic=task.pydantic, tasks_output=[task])
+    data = json.loads(json.dumps(crew_output_json(output)))
+    rebuilt = crew_output_of(data)
+    assert rebuilt == output
+    assert type(rebuilt.pydantic) is Aliased and type(rebuilt.tasks_output[0].pydantic) is Aliased
+
+
 # --- parallel native tool calls --------------------------------------------------------------------------
 side_by_side = threading.Barrier(2, timeout=20)
 
@@ -288,16 +309,102 @@ def test_parallel_native_tool_calls_run_in_threads_and_are_keyed_by_call_id_the_
     assert all(s.status is StepStatus.COMPLETED for journal in journals for s in journal)
 
 
+# --- the ReAct text path, with a user-defined LLM class ---------------------------------------------------
+class TextLLM(BaseLLM):
+    """CrewAI's documented custom LLM: its own ``call``, no function calling, so agents use ReAct text."""
+
+    def call(
+        self,
+        messages: Any,
+        tools: Any = None,
+        callbacks: Any = None,
+        available_functions: Any = None,
+        from_task: Any = None,
+        from_agent: Any = None,
+        response_model: Any = None,
+    ) -> str:
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        reply = httpx.post(f"{self.base_url}/chat/completions", json={"model": self.model, "messages": messages})
+        reply.raise_for_status()
+        return str(reply.json()["choices"][0]["message"]["content"])
+
+    def supports_function_calling(self) -> bool:
+        return False
+
+
+crash_at: set[str] = set()
+keys: dict[str, set[str]] = {}
+
+
+@tool("find")
+def find(query: str) -> str:
+    """Find a query."""
+    calls.append(("find", query))
+    step = current_step()
+    keys.setdefault(query, set()).add(step.idempotency_key if step else "-")
+    if query in crash_at:
+        crash_at.discard(query)
+        raise Crash(query)
+    return f"found {query}"
+
+
+def _react(query: str) -> str:
+    return f'Thought: I should look it up.\nAction: find\nAction Input: {{"query": "{query}"}}'
+
+
+def test_react_tool_calls_of_a_custom_llm_are_keyed_by_tool_and_arguments_and_resume_without_repeating(
+    tmp_path: Path,
+) -> None:
+    script = [_react("q1"), _react("q2"), _react("q1"), _react("q3"), "Thought: done.\nFinal Answer: all found"]
+    with FakeOpenAIServer(script) as fake:
+        agent = Agent(
+            role="Finder",
+            goal="Find",
+            backstory="Careful.",
+            llm=TextLLM(model="text", base_url=fake.base_url),
+            tools=[find],
+        )
+        crew = Crew(
+            agents=[agent], tasks=[Task(description="Find.", expected_output="Facts", agent=agent)], name="react"
+        )
+        service = Service(SQLiteStore(tmp_path / "crew.db"))
+        try:
+            execution = service.create_execution("react", execution_input({}))
+            crash_at.add("q3")
+            worker = Worker(service, [crew_function(crew)])
+            with pytest.raises(Crash):
+                worker.run_once()
+            assert service.expire_leases([worker.worker_id])
+            requests_at_crash = fake.request_count
+            assert Worker(service, [crew_function(crew)]).run_once()
+            final = service.get_execution(execution.id)
+            journal = service.get_journal(execution.id)
+        finally:
+            service.close()
+        resumed = fake.requests[requests_at_crash:]
+    assert final.status is ExecutionStatus.COMPLETED, final.error
+    assert final.output["output"] == "all found"
+    assert [query for _, query in calls] == ["q1", "q2", "q1", "q3", "q3"], "only the call in flight ran again"
+    assert len(keys["q3"]) == 1, "with the same idempotency key"
+    tools = [s for s in journal if s.kind == "tool"]
+    assert [(s.input["arguments"], s.input["call_id"]) for s in tools] == [
+        ({"query": q}, None) for q in ("q1", "q2", "q1", "q3")
+    ]
+    assert len({s.key for s in tools}) == 4, "the same call made twice is two steps"
+    assert model_turns(resumed) == {5: 1}, "the resumed run asked the model only for the last turn"
+
+
 # --- kickoff variants ------------------------------------------------------------------------------------
 def topic_crew(fake: FakeOpenAIServer) -> Crew:
-    agent = Agent(role="Researcher", goal="Research", backstory="Careful.", llm=llm(fake), tools=[search])
+    agent = Agent(role="Researcher", goal="Research", backstory="Careful.", llm=llm(fake), tools=[find])
     task = Task(description="Research {topic}.", expected_output="Notes", agent=agent)
     return Crew(agents=[agent], tasks=[task], name="topics")
 
 
 TOPICS = {
-    "Current Task: Research cats.": [[("search", {"query": "cats"})], "cats purr"],
-    "Current Task: Research dogs.": [[("search", {"query": "dogs"})], "dogs bark"],
+    "Current Task: Research cats.": [[("find", {"query": "cats"})], "cats purr"],
+    "Current Task: Research dogs.": [[("find", {"query": "dogs"})], "dogs bark"],
 }
 
 
@@ -320,6 +427,32 @@ def test_kickoff_for_each_gives_each_input_its_own_scope(runtime: Runtime) -> No
     assert len(journal) == 2 + 2 * 4, "every call is inside its input's scope"
 
 
+def test_kickoff_for_each_resumed_after_a_crash_does_not_kick_off_the_finished_inputs_again(tmp_path: Path) -> None:
+    with FakeOpenAIServer(routes=TOPICS) as fake:
+        fn = crew_function(topic_crew(fake))
+        service = Service(SQLiteStore(tmp_path / "crew.db"))
+        try:
+            inputs = [{"topic": "cats"}, {"topic": "dogs"}]
+            execution = service.create_execution("topics", execution_input(inputs, mode="for_each"))
+            crash_at.add("dogs")
+            worker = Worker(service, [fn])
+            with pytest.raises(Crash):
+                worker.run_once()
+            assert service.expire_leases([worker.worker_id])
+            requests_at_crash = fake.request_count
+            assert Worker(service, [fn]).run_once()
+            final = service.get_execution(execution.id)
+        finally:
+            service.close()
+        resumed = fake.requests[requests_at_crash:]
+    assert final.status is ExecutionStatus.COMPLETED, final.error
+    assert [output["value"]["raw"] for output in final.output["crew_outputs"]] == ["cats purr", "dogs bark"]
+    assert calls == [("find", "cats"), ("find", "dogs"), ("find", "dogs")], "only the call in flight ran again"
+    assert [r["messages"][1]["content"].split("\n")[1] for r in resumed] == ["Current Task: Research dogs."], (
+        "the finished input was replayed whole; of the second, only the turn after the crash was asked for"
+    )
+
+
 def test_kickoff_async_and_akickoff_return_the_crew_output(runtime: Runtime) -> None:
     with FakeOpenAIServer(routes=TOPICS) as fake:
         crew = durable(topic_crew(fake), runtime=runtime)
@@ -329,7 +462,7 @@ def test_kickoff_async_and_akickoff_return_the_crew_output(runtime: Runtime) -> 
 
         cats, dogs = asyncio.run(both())
     assert (cats.raw, dogs.raw) == ("cats purr", "dogs bark")
-    assert calls == [("search", "cats"), ("search", "dogs")]
+    assert calls == [("find", "cats"), ("find", "dogs")]
     executions = runtime.client.list_executions(name="topics").items
     assert sorted(e.input.get("mode", "kickoff") for e in executions) == ["akickoff", "kickoff"]
     assert all(e.status is ExecutionStatus.COMPLETED for e in executions)
@@ -414,7 +547,7 @@ NETWORK_PROBE = textwrap.dedent(
     from crewai import LLM, Agent, Crew, Task
     from crewai.tools import tool
     from agentspan.adapters.crewai import durable
-    from agentspan.durable import Runtime
+    from agentspan.durable import Runtime, current_step
 
     @tool("probe")
     def probe(x: str) -> str:
