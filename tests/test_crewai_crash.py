@@ -233,7 +233,7 @@ def test_a_hierarchical_crew_killed_inside_a_delegation_resumes_without_repeatin
 
 # --- d. two async_execution tasks in parallel ------------------------------------------------------------
 def _searches(prefix: str) -> list[list[tuple[str, Mapping[str, Any]]]]:
-    return [[("search", {"query": f"{prefix}{i}"})] for i in range(1, 5)]
+    return [[("search", {"query": f"{prefix}{i}"})] for i in range(1, 7)]
 
 
 PARALLEL = {
@@ -267,7 +267,7 @@ def test_two_async_tasks_killed_while_they_run_resume_without_repeating_and_with
     assert running == {"Alpha researcher", "Beta researcher"}, "the kill came while both async tasks ran"
 
     counts = _assert_no_completed_call_ran_again(log, at_kill, in_flight=2)
-    assert set(counts) == {f"search {p}{i}" for p in "ab" for i in range(1, 5)}
+    assert set(counts) == {f"search {p}{i}" for p in "ab" for i in range(1, 7)}
     repeated = _repeated_requests(requests)
     for prefix, role in (("a", "Alpha researcher"), ("b", "Beta researcher")):
         again = sum(n - 1 for label, n in counts.items() if label.startswith(f"search {prefix}"))
