@@ -552,7 +552,10 @@ NETWORK_PROBE = textwrap.dedent(
     @tool("probe")
     def probe(x: str) -> str:
         \"\"\"Probe.\"\"\"
+        from crewai.telemetry import Telemetry
+
         inside.update({name: os.environ.get(name) for name in TELEMETRY_NAMES})
+        inside["telemetry disabled"] = Telemetry._is_telemetry_disabled()
         return "ok"
 
     model = LLM(model="gpt-4o-mini", base_url=sys.argv[1], api_key="test")
@@ -577,5 +580,9 @@ def test_a_durable_crew_switches_crewai_telemetry_off_and_connects_to_nothing_bu
     seen = json.loads(report)
     assert answer == "probed"
     assert seen["hosts"] and set(seen["hosts"]) <= {"127.0.0.1"}, f"connections beyond loopback: {seen['hosts']}"
-    assert seen["env"] == {"CREWAI_DISABLE_TELEMETRY": "true", "CREWAI_TRACING_ENABLED": "false",
-                           "CREWAI_DISABLE_VERSION_CHECK": "true"}  # fmt: skip
+    assert seen["env"] == {
+        "CREWAI_DISABLE_TELEMETRY": "true",
+        "CREWAI_TRACING_ENABLED": "false",
+        "CREWAI_DISABLE_VERSION_CHECK": "true",
+        "telemetry disabled": True,
+    }
