@@ -110,6 +110,19 @@ def _assert_no_completed_call_ran_again(log: Path, at_kill: list[Step], in_fligh
     return counts
 
 
+def _started(log: Path) -> int:
+    """How many tool calls have started (logged their side effect)."""
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def _assert_in_flight_ran_again_with_its_key(log: Path, done_at_kill: list[Step], label: str) -> None:
+    """``label`` was in flight at the kill (started, not recorded): it ran again, with the same key."""
+    counts, keys = side_effects(log)
+    if any(f"{s.name} {next(iter(s.input['arguments'].values()))}" == label for s in done_at_kill):
+        return  # it finished in the moment before the kill (a loaded machine): nothing was in flight
+    assert counts[label] == 2 and len(keys[label]) == 1, f"{label}: ran {counts[label]} times, keys {keys[label]}"
+
+
 # --- a. one agent, 20 tool calls -------------------------------------------------------------------------
 def test_a_crew_killed_after_tool_call_18_of_20_resumes_at_19_when_the_program_runs_again(tmp_path: Path) -> None:
     script = FakeOpenAIServer.research_script(20, "search", lambda i: {"query": f"q{i + 1}"}, answer="compared")
@@ -117,8 +130,9 @@ def test_a_crew_killed_after_tool_call_18_of_20_resumes_at_19_when_the_program_r
     with FakeOpenAIServer(script) as fake:
         env = _env(fake, log, db)
         at_kill, requests_at_kill, second, final, executions = _kill_and_rerun(
-            "research", "crewai-research", env, db, fake, lambda steps: len(_done(steps, "tool")) >= 18
-        )
+            "research", "crewai-research", env, db, fake,
+            lambda steps: len(_done(steps, "tool")) >= 18 and _started(log) >= 19,  # inside tool call 19
+        )  # fmt: skip
         requests = fake.requests
         # The same program without a crash, for comparison.
         calm_env = _env(fake, tmp_path / "calm.log", tmp_path / "calm.db")
@@ -132,6 +146,7 @@ def test_a_crew_killed_after_tool_call_18_of_20_resumes_at_19_when_the_program_r
     done_tools = len(_done(at_kill, "tool"))
     counts = _assert_no_completed_call_ran_again(log, at_kill)
     assert set(counts) == {f"search q{i}" for i in range(1, 21)}
+    _assert_in_flight_ran_again_with_its_key(log, _done(at_kill, "tool"), "search q19")
     assert len({line.split("\t")[2] for line in log.read_text().splitlines()}) == 2, "two processes ran the tools"
     assert all(n == 1 for n in model_turns(requests[:requests_at_kill]).values()), "no turn asked twice before the kill"
     resumed_turns = model_turns(requests[requests_at_kill:])
@@ -159,6 +174,8 @@ def test_a_crew_served_by_agentspan_worker_killed_after_tool_call_18_is_resumed_
         execution = client.create_execution("crewai-research", execution_input({"topic": "AI agents"}))
 
         def tools_done() -> set[str]:
+            if _started(log) < 19:  # kill inside tool call 19
+                return set()
             return {s.key for s in _done(client.get_journal(execution.id), "tool")}
 
         run = kill_after_and_resume(client, execution.id, fake, lambda: _worker(server, fake, log), tools_done)
@@ -168,6 +185,7 @@ def test_a_crew_served_by_agentspan_worker_killed_after_tool_call_18_is_resumed_
     done_at_kill = [s for s in journal if s.key in run.done_at_kill]
     counts = _assert_no_completed_call_ran_again(log, done_at_kill)
     assert set(counts) == {f"search q{i}" for i in range(1, 21)}
+    _assert_in_flight_ran_again_with_its_key(log, done_at_kill, "search q19")
     assert len({line.split("\t")[2] for line in log.read_text().splitlines()}) == 2, "two workers ran the tools"
     assert all(n == 1 for n in model_turns(run.requests_before).values())
     resumed_turns = model_turns(run.requests_after)
