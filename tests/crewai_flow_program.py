@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from crewai import LLM
-from crewai.flow.flow import Flow, listen, or_, router, start
+from crewai.flow.flow import Flow, and_, listen, or_, router, start
 from crewai.flow.human_feedback import human_feedback
 from crewai.tools import tool
 from processes import log_call
@@ -125,7 +125,7 @@ class CounterFlow(Flow[CounterState]):
 
 
 # --- a router whose route is not a pure function of the state (the replayed-choice test) --------------
-class Route(str, Enum):
+class Route(StrEnum):
     LEFT = "left"
     RIGHT = "right"
 
@@ -153,6 +153,44 @@ class ChoiceFlow(Flow[dict[str, Any]]):
         return "went right"
 
 
+# --- a cycle (a method runs several times) and listeners running side by side --------------------------
+class LoopState(BaseModel):
+    rounds: int = 0
+    left: str = ""
+    right: str = ""
+
+
+class LoopFlow(Flow[LoopState]):
+    @start("again")
+    def work(self) -> int:
+        log_call(f"work {self.state.rounds}", pause=0)
+        self.state.rounds += 1
+        return self.state.rounds * 10
+
+    @router(work)
+    def check(self) -> str:
+        return "again" if self.state.rounds < 3 else "done"
+
+    @listen("done")
+    def left_side(self) -> str:
+        log_call("left", pause=0)
+        self.state.left = f"left after {self.state.rounds}"
+        return "L"
+
+    @listen("done")
+    async def right_side(self) -> str:
+        log_call("right", pause=0)
+        await asyncio.sleep(0)
+        self.state.right = f"right after {self.state.rounds}"
+        return "R"
+
+    @listen(and_(left_side, right_side))
+    def finish(self) -> dict[str, Any]:
+        wait_for_signal("go")
+        log_call("finish", pause=0)
+        return {"outputs": self.method_outputs, "left": self.state.left, "right": self.state.right}
+
+
 # --- @human_feedback ---------------------------------------------------------------------------------------
 class ReviewFlow(Flow[dict[str, Any]]):
     @start()
@@ -165,6 +203,24 @@ class ReviewFlow(Flow[dict[str, Any]]):
     def publish(self, review: Any) -> dict[str, Any]:
         log_call("publish", pause=0)
         return {"output": review.output, "feedback": review.feedback}
+
+
+class ApprovalFlow(Flow[dict[str, Any]]):
+    @start()
+    @human_feedback(message="Approve this plan?", emit=["approved", "rejected"], llm="gpt-4o-mini")
+    def propose(self) -> str:
+        log_call("propose", pause=0)
+        return "plan A"
+
+    @listen("approved")
+    def carry_out(self) -> str:
+        log_call("carry out", pause=0)
+        return "carried out " + str(self.last_human_feedback.output if self.last_human_feedback else None)
+
+    @listen("rejected")
+    def drop(self) -> str:
+        log_call("drop", pause=0)
+        return "dropped"
 
 
 def main() -> None:

@@ -4,12 +4,14 @@ it left; routers replay their route; ``@human_feedback`` is a durable wait. The 
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -25,10 +27,10 @@ from agentspan.testing import FakeOpenAIServer
 
 pytest.importorskip("crewai")
 
-import crewai_flow_program as programs  # noqa: E402
+import crewai_flow_program as programs
 
-from agentspan.adapters.crewai import durable  # noqa: E402
-from agentspan.adapters.crewai._flow import flow_function  # noqa: E402
+from agentspan.adapters.crewai import durable
+from agentspan.adapters.crewai._flow import flow_function
 
 
 @pytest.fixture
@@ -97,6 +99,20 @@ def test_the_documented_router_flow_returns_what_the_plain_flow_returns_with_one
     assert json.loads(execution.output["output"]) == plain
     assert execution.output["state"]["model"] == "crewai_flow_program:ExampleState"
     assert execution.output["state"]["value"]["draft"] == "AI agents run tools."
+    assert flow.state.id == str(uuid.uuid5(uuid.NAMESPACE_URL, f"agentspan:{execution.id}")), "one id per execution"
+
+
+def test_kickoff_async_and_akickoff_return_what_kickoff_returns(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeOpenAIServer(["no"] * 4, by_turn=False) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        flow = durable(programs.RouterFlow(), runtime=runtime)
+        first = asyncio.run(flow.kickoff_async(inputs={"topic": "one"}))
+        second = asyncio.run(flow.akickoff(inputs={"topic": "two"}))
+    assert first == second == {"result": "no draft", "flag": False}
+    assert flow.state.topic == "two"
+    assert len(runtime.client.list_executions(name="RouterFlow").items) == 2
 
 
 def test_a_flow_killed_inside_its_second_method_resumes_there_when_the_program_runs_again(tmp_path: Path) -> None:
@@ -191,6 +207,35 @@ def test_a_replayed_router_takes_the_route_it_took_before(
     assert flow.state["visits"] == 1
 
 
+def test_a_cycle_and_listeners_side_by_side_replay_each_execution_with_its_own_record(
+    runtime: Runtime, side_effects: Callable[[], list[str]]
+) -> None:
+    """A method run three times in a cycle has three steps; two listeners running side by side each put
+    back the state fields they set; nothing that finished before the wait runs again."""
+    flow = programs.LoopFlow()
+    with ThreadPoolExecutor(1) as pool:
+        future: Future[Any] = pool.submit(durable(flow, runtime=runtime).kickoff)
+        execution = _waiting(runtime, "LoopFlow")
+        before = side_effects()
+        runtime.client.send_signal(execution.id, "go", True)
+        result = future.result(timeout=60)
+
+    assert sorted(before) == ["left", "right", "work 0", "work 1", "work 2"]
+    assert side_effects() == [*before, "finish"], "only the waiting method ran after the wait"
+    assert result["left"] == "left after 3" and result["right"] == "right after 3"
+    assert result["outputs"][:6] == [10, "again", 20, "again", 30, "done"]
+    assert sorted(result["outputs"][6:]) == ["L", "R"]
+    assert flow.state.rounds == 3
+    journal = runtime.client.get_journal(_only_execution(runtime, "LoopFlow").id)
+    works = sorted(s.key for s in journal if s.name == "work")
+    assert len(works) == 3 and [key.rsplit(":", 1)[1] for key in works] == ["0", "1", "2"]
+    assert [s.output["value"] for s in sorted((s for s in journal if s.name == "work"), key=lambda s: s.key)] == [
+        10,
+        20,
+        30,
+    ]
+
+
 def test_inputs_that_are_not_an_object_are_refused_with_a_clear_error(runtime: Runtime) -> None:
     flow = programs.ChoiceFlow()
     with pytest.raises(InvalidInputError, match=r"a flow's inputs are a JSON object.*not list"):
@@ -222,3 +267,20 @@ def test_human_feedback_is_a_durable_wait_answered_by_a_signal(
     assert result == {"output": "a draft about AI", "feedback": "shorter, please"}
     assert side_effects() == ["draft", "publish"], "the reviewed method ran once"
     assert flow.state["topic"] == "AI"
+
+
+def test_an_empty_answer_to_human_feedback_accepts_the_first_outcome(
+    runtime: Runtime, side_effects: Callable[[], list[str]]
+) -> None:
+    flow = programs.ApprovalFlow()
+    with ThreadPoolExecutor(1) as pool:
+        future: Future[Any] = pool.submit(durable(flow, runtime=runtime).kickoff)
+        execution = _waiting(runtime, "ApprovalFlow")
+        assert execution.wait is not None and execution.wait.signal is not None
+        wait = next(s for s in runtime.client.get_journal(execution.id) if s.kind == "human")
+        assert wait.input["emit"] == ["approved", "rejected"]
+        runtime.client.send_signal(execution.id, execution.wait.signal, "")
+        result = future.result(timeout=60)
+
+    assert result == "carried out plan A"
+    assert side_effects() == ["propose", "carry out"]

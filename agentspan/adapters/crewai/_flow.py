@@ -21,7 +21,7 @@ Each run kicks off a fresh copy of the flow (:func:`fresh_flow`): the flow's att
 arguments, LLMs, crews) are shared with the copy, containers copied one level, while CrewAI's run
 bookkeeping and the state are new. The state starts from the flow's initial state, so executions
 running side by side in one worker never share it, and a rerun in another process starts from the
-same state. ``state.id`` is a fresh uuid on every attempt (CrewAI makes one per instance).
+same state. Its ``id`` is made from the execution's id: the same on every attempt of one execution.
 
 ``@human_feedback`` asks for feedback with a durable wait (see :func:`feedback_request`) instead of
 reading the terminal; a feedback provider given to the decorator (or ``flow_config.hitl_provider``)
@@ -36,6 +36,7 @@ import dataclasses
 import functools
 import json
 import re
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -44,6 +45,7 @@ from pydantic import BaseModel
 
 from ...durable import FunctionDefinition, Runtime, run_step, run_step_async
 from ...durable._codec import Codec, to_json
+from ...durable._context import current_context
 from ...durable._definitions import _check_name
 from ...errors import ConfigurationError, InvalidInputError, NotJSONError
 from .._default_runtime import default_runtime
@@ -173,7 +175,10 @@ class _OutcomeCodec(Codec):
 
     def decode(self, data: Any) -> Any:
         return _Outcome(
-            decode_typed(data), dict(data.get("state") or {}), list(data.get("changed") or []), list(data.get("removed") or [])
+            decode_typed(data),
+            dict(data.get("state") or {}),
+            list(data.get("changed") or []),
+            list(data.get("removed") or []),
         )
 
 
@@ -248,11 +253,15 @@ def durable_method(flow: Any, name: str, method: Callable[..., Any]) -> Callable
 
 
 def _text(value: Any) -> str:
+    """``value`` as text: itself when a string, else its JSON (its ``str`` when it has none)."""
     if isinstance(value, str):
         return value
     if isinstance(value, BaseModel):
         return value.model_dump_json()
-    return json.dumps(to_json(value, "what the flow method returned", check=False), ensure_ascii=False, default=str)
+    try:
+        return json.dumps(to_json(value, "a flow method's result"), ensure_ascii=False)
+    except NotJSONError:
+        return str(value)
 
 
 def feedback_request(
@@ -277,28 +286,33 @@ def feedback_request(
 
 
 # --- running a flow ---------------------------------------------------------------------------------------
-def fresh_flow(flow: Any) -> Any:
+def fresh_flow(flow: Any, state_id: str | None = None) -> Any:
     """A copy of ``flow`` to run once: the same attributes (containers copied one level), new run
-    bookkeeping, methods bound to the copy, and the flow's initial state.
+    bookkeeping, methods bound to the copy, and the flow's initial state (its ``id`` is ``state_id``
+    when given).
 
     CrewAI keeps a run's state and bookkeeping on the instance, and a second ``kickoff`` on one
     instance continues from the first one's state; calling the class again would lose the constructor
-    arguments, so the instance is copied and CrewAI's own initialisation runs on the copy.
+    arguments, so the instance is copied and CrewAI's own initialisation runs again on the copy.
     """
-    from pydantic._internal._model_construction import init_private_attributes
-
     run = copy.copy(flow)
     for attribute, value in list(run.__dict__.items()):
         if isinstance(value, list | dict | set):
             run.__dict__[attribute] = copy.copy(value)
     run.__dict__.pop("_flow_post_init_done", None)
-    object.__setattr__(run, "__pydantic_private__", None)
-    init_private_attributes(run, None)
-    run.__dict__["human_feedback_history"] = []
-    run.__dict__["last_human_feedback"] = None
+    run.__dict__.update(human_feedback_history=[], last_human_feedback=None)
     run.__dict__["stream"] = False  # the run is read to its end here: its result is what is recorded
-    run._flow_post_init()
+    object.__setattr__(run, "__pydantic_private__", None)
+    run.model_post_init(None)  # pydantic sets the private attributes' defaults, then CrewAI initialises
+    if state_id is not None:
+        run._stamp_state_id(state_id)
     return run
+
+
+def _state_id() -> str | None:
+    """A ``state.id`` for this execution, the same on every attempt (CrewAI makes a random one)."""
+    found = current_context()
+    return None if found is None else str(uuid.uuid5(uuid.NAMESPACE_URL, f"agentspan:{found[0].execution_id}"))
 
 
 def _check(inputs: Any) -> dict[str, Any]:
@@ -334,7 +348,7 @@ def run_flow(flow: Any, inputs: Any) -> dict[str, Any]:
     """Kick off a fresh copy of ``flow`` inside an Agentspan run (the body of the durable function)."""
     install()
     found = _check(inputs)
-    run = fresh_flow(flow)
+    run = fresh_flow(flow, _state_id())
     with crewai_run() as state, human_input():
         final = run.kickoff(inputs=found or None)
     raise_if_failed(state)
