@@ -12,7 +12,7 @@ import os
 from enum import StrEnum
 from typing import Any
 
-from crewai import LLM
+from crewai import LLM, Agent, Crew, Task
 from crewai.flow.flow import Flow, and_, listen, or_, router, start
 from crewai.flow.human_feedback import human_feedback
 from crewai.tools import tool
@@ -130,7 +130,7 @@ class Route(StrEnum):
     RIGHT = "right"
 
 
-class ChoiceFlow(Flow[dict[str, Any]]):
+class ChoiceFlow(Flow):  # unstructured state, as in CrewAI's docs
     @start()
     def begin(self) -> str:
         self.state["visits"] = self.state.get("visits", 0) + 1
@@ -192,7 +192,7 @@ class LoopFlow(Flow[LoopState]):
 
 
 # --- @human_feedback ---------------------------------------------------------------------------------------
-class ReviewFlow(Flow[dict[str, Any]]):
+class ReviewFlow(Flow):  # unstructured state, as in CrewAI's docs
     @start()
     @human_feedback(message="Please review this draft:")
     def draft(self) -> str:
@@ -205,7 +205,7 @@ class ReviewFlow(Flow[dict[str, Any]]):
         return {"output": review.output, "feedback": review.feedback}
 
 
-class ApprovalFlow(Flow[dict[str, Any]]):
+class ApprovalFlow(Flow):  # unstructured state, as in CrewAI's docs
     @start()
     @human_feedback(message="Approve this plan?", emit=["approved", "rejected"], llm="gpt-4o-mini")
     def propose(self) -> str:
@@ -221,6 +221,19 @@ class ApprovalFlow(Flow[dict[str, Any]]):
     def drop(self) -> str:
         log_call("drop", pause=0)
         return "dropped"
+
+
+# --- a crew kicked off inside a flow method -----------------------------------------------------------------
+class CrewFlow(Flow):  # unstructured state, as in CrewAI's docs
+    @start()
+    def pick(self) -> str:
+        return str(self.state.get("topic", "agents"))
+
+    @listen(pick)
+    def write(self, topic: str) -> str:
+        writer = Agent(role="writer", goal="Write one line", backstory="A terse writer.", llm=llm())
+        task = Task(description=f"Write one line about {topic}.", expected_output="One line.", agent=writer)
+        return Crew(agents=[writer], tasks=[task]).kickoff().raw
 
 
 def main() -> None:

@@ -102,6 +102,25 @@ def test_the_documented_router_flow_returns_what_the_plain_flow_returns_with_one
     assert flow.state.id == str(uuid.uuid5(uuid.NAMESPACE_URL, f"agentspan:{execution.id}")), "one id per execution"
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # CrewAI's own, building a crew
+def test_a_crew_kicked_off_inside_a_method_has_its_steps_nested_under_the_method(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeOpenAIServer(["Durable agents resume."] * 2, by_turn=False) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        plain = programs.CrewFlow().kickoff(inputs={"topic": "durability"})
+        result = durable(programs.CrewFlow(), runtime=runtime).kickoff(inputs={"topic": "durability"})
+
+    assert result == plain == "Durable agents resume."
+    journal = runtime.client.get_journal(_only_execution(runtime, "CrewFlow").id)
+    by_key = {s.key: s for s in journal}
+    write = next(s for s in journal if s.kind == "flow_method" and s.name == "write")
+    task = next(s for s in journal if s.kind == "task")
+    model = next(s for s in journal if s.kind == "llm")
+    assert task.parent == write.key and model.parent == task.key
+    assert by_key[write.key].output["value"] == "Durable agents resume."
+
+
 def test_kickoff_async_and_akickoff_return_what_kickoff_returns(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
