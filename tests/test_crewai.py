@@ -41,8 +41,6 @@ from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, Step, StepS
 from agentspan.testing import FakeOpenAIServer
 from agentspan.worker import Worker
 
-# CrewAI 1.15 warns about its own deprecated fields as it reads them itself (on every Agent).
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 TELEMETRY = ("CREWAI_DISABLE_TELEMETRY", "CREWAI_TRACING_ENABLED", "CREWAI_DISABLE_VERSION_CHECK")
 
 
@@ -451,6 +449,17 @@ def test_kickoff_for_each_resumed_after_a_crash_does_not_kick_off_the_finished_i
     assert [r["messages"][1]["content"].split("\n")[1] for r in resumed] == ["Current Task: Research dogs."], (
         "the finished input was replayed whole; of the second, only the turn after the crash was asked for"
     )
+
+
+def test_each_run_reports_the_tokens_of_its_own_calls_not_those_of_earlier_runs_in_the_process(
+    runtime: Runtime,
+) -> None:
+    with FakeOpenAIServer(routes=TOPICS) as fake:
+        crew = durable(topic_crew(fake), runtime=runtime)
+        first, second = crew.kickoff(inputs={"topic": "cats"}), crew.kickoff(inputs={"topic": "cats"})
+        each = crew.kickoff_for_each(inputs=[{"topic": "cats"}, {"topic": "cats"}])
+    assert first.token_usage.total_tokens > 0
+    assert first.token_usage == second.token_usage == each[0].token_usage == each[1].token_usage
 
 
 def test_kickoff_async_and_akickoff_return_the_crew_output(runtime: Runtime) -> None:
