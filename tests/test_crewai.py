@@ -2,9 +2,10 @@
 task execution is a durable step.
 
 The model is ``crewai.LLM`` against a ``FakeOpenAIServer`` (each agent's conversation scripted by its
-role or task with ``routes``). A "crash" is a ``BaseException`` raised by a task callback once every
-call has finished: it unwinds the worker without recording the end, and the test resumes the run in
-a fresh runtime on the same SQLite file.
+role or task with ``routes``). A "crash" is a ``BaseException`` raised by a tool or a task callback: it
+unwinds the worker without recording anything more, and the test expires the worker's lease and
+resumes the run with a fresh worker (or a fresh runtime on the same SQLite file). The crash tests
+across real processes killed with SIGKILL are in ``test_crewai_crash.py``.
 """
 
 from __future__ import annotations
