@@ -1,0 +1,266 @@
+"""The CrewAI adapter's cost per model and tool call, next to what CrewAI persists itself.
+
+    python benchmarks/crewai_overhead.py [--calls 50] [--runs 5]
+
+One agent, one task, one no-op tool: the model (agentspan.testing's FakeOpenAIServer on loopback, in
+this process, through CrewAI's native OpenAI provider) asks for the tool ``--calls`` times, then
+answers, so a run makes ``--calls + 1`` model calls and ``--calls`` tool calls. Every way below runs
+the same crew, side by side in one process, ``--runs`` times each (interleaved); the table shows the
+median run.
+
+- plain: CrewAI's ``crew.kickoff``, nothing persisted (the adapter's patches not installed);
+- plain, adapter installed: the same with the adapter's patches in place, outside any Agentspan run;
+- the Agentspan adapter: ``durable(crew, runtime=Runtime(db=..., synchronous=...)).kickoff()``, a
+  durable step per model and tool call (and per task), SQLite FULL (fsync every commit) and NORMAL;
+- CrewAI's checkpointing (``crewai.state``): ``Crew(checkpoint=CheckpointConfig(...))`` with its
+  default trigger, ``task_completed``: a snapshot of the whole runtime state (entities, messages,
+  event record) as a JSON file, written by the event bus's thread pool, without fsync. Its per-call
+  events (``llm_call_completed``, ``tool_usage_finished``) never write a checkpoint of a crew in
+  CrewAI 1.15 (their source is the LLM or the executor, which the checkpoint listener cannot map to a
+  config), and ``SqliteProvider`` needs SQLite 3.45 or newer (``jsonb``);
+- CrewAI's flow persistence: a ``Flow`` whose one ``@start`` method, decorated with
+  ``@persist(SQLiteFlowPersistence(...))``, kicks off the crew: the flow's state saved in SQLite
+  after the method returns, once a run.
+
+Neither of CrewAI's mechanisms makes a call replayable: a crash during the task loses every call of
+the run (a checkpoint restored with ``Crew.from_checkpoint`` resumes from the last task boundary; a
+persisted flow reruns the method). They are reference points for what persistence costs in CrewAI,
+not equivalents.
+
+Per-iteration figures come from the times the tool is entered: the interval between two tool calls
+holds one model call and one tool call (with their steps' writes), compared with plain's median
+interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+
+from _stats import runs as run_stats
+from _stats import summary
+from crewai import LLM, Agent, Crew, Task
+from crewai.events.base_events import BaseEvent
+from crewai.events.event_bus import crewai_event_bus
+from crewai.events.types.checkpoint_events import CheckpointCompletedEvent
+from crewai.flow.flow import Flow, start
+from crewai.flow.persistence import SQLiteFlowPersistence, persist
+from crewai.state import checkpoint_listener
+from crewai.state.checkpoint_config import CheckpointConfig
+from crewai.tools import BaseTool
+
+from agentspan.adapters.crewai import _patch, durable
+from agentspan.durable import Runtime
+from agentspan.testing import FakeOpenAIServer
+
+_entered: list[float] = []
+"""When each tool call of the current run started (``time.perf_counter``)."""
+_writes: list[float] = []
+"""How long each of CrewAI's own persistence writes of the current run took, in seconds."""
+
+
+@crewai_event_bus.on(CheckpointCompletedEvent)
+def _checkpoint_written(source: Any, event: CheckpointCompletedEvent) -> None:
+    _writes.append(event.duration_ms / 1e3)  # CrewAI's own timing: the state's dump and the file's write
+
+
+class TimedFlowPersistence(SQLiteFlowPersistence):
+    """CrewAI's SQLite flow persistence, timing each save."""
+
+    def save_state(self, *args: Any, **kwargs: Any) -> None:
+        start_at = time.perf_counter()
+        super().save_state(*args, **kwargs)
+        _writes.append(time.perf_counter() - start_at)
+
+
+class Noop(BaseTool):
+    """A tool that does nothing. A ``BaseTool`` subclass: CrewAI cannot checkpoint a ``@tool`` function."""
+
+    name: str = "noop"
+    description: str = "Does nothing; call it with the next i."
+
+    def _run(self, i: int) -> str:
+        _entered.append(time.perf_counter())
+        return "ok"
+
+
+def _crew(base_url: str, calls: int, **options: Any) -> Crew:
+    llm = LLM(model="gpt-4o-mini", base_url=base_url, api_key="fake", max_retries=0)
+    agent = Agent(
+        role="worker",
+        goal="Call noop until told to stop.",
+        backstory="A benchmark.",
+        llm=llm,
+        tools=[Noop()],
+        max_iter=calls + 5,
+        verbose=False,
+    )
+    task = Task(description="Call noop until done.", expected_output="done", agent=agent)
+    return Crew(agents=[agent], tasks=[task], verbose=False, **options)
+
+
+Run = Callable[[str, int, Path], float]
+
+
+def _timed(kickoff: Callable[[], Any]) -> float:
+    _entered.clear()
+    _writes.clear()
+    start_at = time.perf_counter()
+    output = kickoff()
+    crewai_event_bus.flush()  # handlers still writing (checkpoints) count
+    elapsed = time.perf_counter() - start_at
+    raw = getattr(output, "raw", output)
+    assert raw == "Done.", raw
+    return elapsed
+
+
+def plain(base_url: str, calls: int, tmp: Path) -> float:
+    _patch.unpatch()
+    crew = _crew(base_url, calls)
+    return _timed(crew.kickoff)
+
+
+def plain_installed(base_url: str, calls: int, tmp: Path) -> float:
+    _patch.install()
+    crew = _crew(base_url, calls)
+    return _timed(crew.kickoff)
+
+
+def adapter(synchronous: str) -> Run:
+    def run(base_url: str, calls: int, tmp: Path) -> float:
+        with Runtime(db=tmp / "agentspan.db", synchronous=synchronous) as runtime:
+            crew = durable(_crew(base_url, calls), runtime=runtime)
+            return _timed(lambda: crew.kickoff(inputs={}))
+
+    return run
+
+
+def _checkpoint_listener_off() -> None:
+    """Take CrewAI's checkpoint listener off the event bus. CrewAI puts it on every event class the first
+    time a crew has a checkpoint config and never takes it off, which would slow the other ways down."""
+    seen: set[type[BaseEvent]] = set()
+    stack: list[type[BaseEvent]] = [BaseEvent]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                stack.append(sub)
+                crewai_event_bus.off(sub, checkpoint_listener._on_any_event)
+    checkpoint_listener._handlers_registered = False
+
+
+def checkpointed(base_url: str, calls: int, tmp: Path) -> float:
+    _patch.unpatch()
+    try:
+        crew = _crew(base_url, calls, checkpoint=CheckpointConfig(location=str(tmp / "checkpoints")))
+        elapsed = _timed(crew.kickoff)
+    finally:
+        _checkpoint_listener_off()
+    assert list((tmp / "checkpoints").rglob("*.json")), "no checkpoint was written"
+    return elapsed
+
+
+def persisted_flow(base_url: str, calls: int, tmp: Path) -> float:
+    _patch.unpatch()
+    persistence = TimedFlowPersistence(str(tmp / "flow.db"))
+
+    class CrewFlow(Flow[dict[str, Any]]):
+        @start()
+        @persist(persistence)
+        def research(self) -> str:
+            output = _crew(base_url, calls).kickoff()
+            self.state["answer"] = output.raw
+            return output.raw
+
+    flow = CrewFlow(suppress_flow_events=True)  # CrewAI's switch for a quiet console
+    elapsed = _timed(flow.kickoff)
+    assert persistence.load_state(flow.state["id"]) is not None, "the flow's state was not saved"
+    return elapsed
+
+
+WAYS: dict[str, tuple[str, str, Run]] = {
+    "plain": ("CrewAI `crew.kickoff`", "nothing", plain),
+    "installed": ("CrewAI `crew.kickoff`, adapter installed", "nothing (patches inert outside a run)", plain_installed),
+    "full": ("Agentspan `durable(crew)` (SQLite FULL, the default)", "every call, as it ends", adapter("full")),
+    "normal": ("Agentspan `durable(crew)` (SQLite NORMAL)", "every call, as it ends", adapter("normal")),
+    "checkpoint": (
+        "CrewAI checkpoint (`crewai.state`, JSON, on task_completed)",
+        "whole state, after the task",
+        checkpointed,
+    ),
+    "flow": ("CrewAI `@persist` flow (`SQLiteFlowPersistence`)", "flow state, after the method", persisted_flow),
+}
+REFERENCES = ("checkpoint", "flow")
+"""CrewAI's own persistence, that the adapter's cost per call is compared with."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=50, help="tool calls a run makes (default 50)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each way (default 5)")
+    args = parser.parse_args()
+    if args.calls < 2 or args.runs < 1:
+        parser.error("--calls must be at least 2 and --runs at least 1")
+    calls = 2 * args.calls + 1
+    keys = list(WAYS)
+    totals: dict[str, list[float]] = {key: [] for key in keys}
+    intervals: dict[str, list[float]] = {key: [] for key in keys}
+    writes: dict[str, list[float]] = {key: [] for key in keys}
+    script = FakeOpenAIServer.research_script(args.calls, "noop", lambda i: {"i": i})
+    with FakeOpenAIServer(script) as fake:
+        for key in ("plain", "full"):  # warm up imports, patches and connections
+            with tempfile.TemporaryDirectory() as tmp:
+                WAYS[key][2](fake.base_url, args.calls, Path(tmp))
+        for round_ in range(args.runs):
+            # Each round starts with another way, so none always runs first (the machine's load drifts).
+            for key in keys[round_ % len(keys) :] + keys[: round_ % len(keys)]:
+                with tempfile.TemporaryDirectory() as tmp:
+                    totals[key].append(WAYS[key][2](fake.base_url, args.calls, Path(tmp)))
+                assert len(_entered) == args.calls, (key, len(_entered))
+                intervals[key].extend(b - a for a, b in zip(_entered, _entered[1:], strict=False))
+                writes[key].append(sum(_writes))
+    base = statistics.median(totals["plain"])
+    base_interval = statistics.median(intervals["plain"])
+    per_call = {key: (statistics.median(found) - base) / calls for key, found in totals.items()}
+    written = {key: statistics.median(writes[key]) for key in REFERENCES}
+    print(
+        f"\nOne CrewAI agent, {args.calls} tool calls and {args.calls + 1} model calls ({calls} calls) a run,"
+        f" {args.runs} runs of each way\n"
+    )
+    print(
+        "| run | persists | total (median run) | vs plain | per call over plain (mean) |"
+        " per iteration over plain (median / p99) | persistence writes a run (per call) |"
+        " per call vs CrewAI checkpoint / @persist writes |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for key, (label, persists, _) in WAYS.items():
+        total = statistics.median(totals[key]) * 1e3
+        if key == "plain":
+            print(f"| {label} | {persists} | {total:.0f} ms | 1.00× | – | – | – | – |")
+            continue
+        found = summary(intervals[key])
+        iteration = f"{found['median_ms'] - base_interval * 1e3:.2f} / {found['p99_ms'] - base_interval * 1e3:.2f} ms"
+        own = f"{written[key] * 1e3:.1f} ms ({written[key] / calls * 1e3:.3f} ms)" if key in written else "–"
+        ratios = " / ".join(f"{per_call[key] / (written[ref] / calls):.1f}×" for ref in REFERENCES)
+        print(
+            f"| {label} | {persists} | {total:.0f} ms | {total / (base * 1e3):.2f}× | {per_call[key] * 1e3:.3f} ms |"
+            f" {iteration} | {own} | {ratios} |"
+        )
+    slowest = ", ".join(f"{key} {run_stats(totals[key])['max_ms']:.0f}" for key in keys)
+    print(
+        f"\nplain: {base / calls * 1e3:.2f} ms a call, {base_interval * 1e3:.2f} ms an iteration (a model call and"
+        f" a tool call); slowest run of each way (ms): {slowest}"
+    )
+
+
+if __name__ == "__main__":
+    main()
