@@ -54,6 +54,7 @@ from crewai.events.event_bus import crewai_event_bus
 from crewai.events.types.checkpoint_events import CheckpointCompletedEvent
 from crewai.flow.flow import Flow, start
 from crewai.flow.persistence import SQLiteFlowPersistence, persist
+from crewai.hooks import register_after_tool_call_hook, unregister_after_tool_call_hook
 from crewai.state import checkpoint_listener
 from crewai.state.checkpoint_config import CheckpointConfig
 from crewai.tools import BaseTool
@@ -66,6 +67,8 @@ _entered: list[float] = []
 """When each tool call of the current run started (``time.perf_counter``)."""
 _writes: list[float] = []
 """How long each of CrewAI's own persistence writes of the current run took, in seconds."""
+_checkpoint_bytes: dict[str, list[int]] = {}
+"""The size of all checkpoints a run wrote, by way."""
 
 
 @crewai_event_bus.on(CheckpointCompletedEvent)
@@ -158,14 +161,39 @@ def _checkpoint_listener_off() -> None:
     checkpoint_listener._handlers_registered = False
 
 
-def checkpointed(base_url: str, calls: int, tmp: Path) -> float:
+def _count_checkpoints(key: str, location: Path) -> None:
+    files = list(location.rglob("*.json"))
+    assert files, "no checkpoint was written"
+    _checkpoint_bytes.setdefault(key, []).append(sum(file.stat().st_size for file in files))
+
+
+def checkpoint_per_task(base_url: str, calls: int, tmp: Path) -> float:
     _patch.unpatch()
     try:
         crew = _crew(base_url, calls, checkpoint=CheckpointConfig(location=str(tmp / "checkpoints")))
         elapsed = _timed(crew.kickoff)
     finally:
         _checkpoint_listener_off()
-    assert list((tmp / "checkpoints").rglob("*.json")), "no checkpoint was written"
+    _count_checkpoints("checkpoint", tmp / "checkpoints")
+    return elapsed
+
+
+def checkpoint_per_tool_call(base_url: str, calls: int, tmp: Path) -> float:
+    _patch.unpatch()
+    location = str(tmp / "checkpoints")
+
+    def save(context: Any) -> None:
+        state = crewai_event_bus.runtime_state
+        assert state is not None, "CrewAI keeps no runtime state"
+        state.checkpoint(location)
+
+    register_after_tool_call_hook(save)
+    try:
+        crew = _crew(base_url, calls)
+        elapsed = _timed(crew.kickoff)
+    finally:
+        unregister_after_tool_call_hook(save)
+    _count_checkpoints("every_tool_call", tmp / "checkpoints")
     return elapsed
 
 
@@ -173,7 +201,7 @@ def persisted_flow(base_url: str, calls: int, tmp: Path) -> float:
     _patch.unpatch()
     persistence = TimedFlowPersistence(str(tmp / "flow.db"))
 
-    class CrewFlow(Flow[dict[str, Any]]):
+    class CrewFlow(Flow):  # type: ignore[type-arg]
         @start()
         @persist(persistence)
         def research(self) -> str:
@@ -190,17 +218,26 @@ def persisted_flow(base_url: str, calls: int, tmp: Path) -> float:
 WAYS: dict[str, tuple[str, str, Run]] = {
     "plain": ("CrewAI `crew.kickoff`", "nothing", plain),
     "installed": ("CrewAI `crew.kickoff`, adapter installed", "nothing (patches inert outside a run)", plain_installed),
-    "full": ("Agentspan `durable(crew)` (SQLite FULL, the default)", "every call, as it ends", adapter("full")),
-    "normal": ("Agentspan `durable(crew)` (SQLite NORMAL)", "every call, as it ends", adapter("normal")),
+    "full": (
+        "Agentspan `durable(crew)`, SQLite FULL (default)",
+        "each call's result, as the call ends",
+        adapter("full"),
+    ),
+    "normal": ("Agentspan `durable(crew)`, SQLite NORMAL", "each call's result, as the call ends", adapter("normal")),
+    "every_tool_call": (
+        "CrewAI checkpoint after every tool call (`after_tool_call` hook)",
+        "whole runtime state, after each tool call",
+        checkpoint_per_tool_call,
+    ),
     "checkpoint": (
-        "CrewAI checkpoint (`crewai.state`, JSON, on task_completed)",
-        "whole state, after the task",
-        checkpointed,
+        "CrewAI `Crew(checkpoint=...)` (default: on task_completed)",
+        "whole runtime state, after the task",
+        checkpoint_per_task,
     ),
     "flow": ("CrewAI `@persist` flow (`SQLiteFlowPersistence`)", "flow state, after the method", persisted_flow),
 }
-REFERENCES = ("checkpoint", "flow")
-"""CrewAI's own persistence, that the adapter's cost per call is compared with."""
+CREWAI = ("every_tool_call", "checkpoint", "flow")
+"""CrewAI's own persistence: the adapter's cost per call is compared with the first."""
 
 
 def main() -> None:
@@ -231,15 +268,15 @@ def main() -> None:
     base = statistics.median(totals["plain"])
     base_interval = statistics.median(intervals["plain"])
     per_call = {key: (statistics.median(found) - base) / calls for key, found in totals.items()}
-    written = {key: statistics.median(writes[key]) for key in REFERENCES}
+    reference = per_call[CREWAI[0]]
     print(
         f"\nOne CrewAI agent, {args.calls} tool calls and {args.calls + 1} model calls ({calls} calls) a run,"
         f" {args.runs} runs of each way\n"
     )
     print(
         "| run | persists | total (median run) | vs plain | per call over plain (mean) |"
-        " per iteration over plain (median / p99) | persistence writes a run (per call) |"
-        " per call vs CrewAI checkpoint / @persist writes |"
+        " per iteration over plain (median / p99) | CrewAI's own writes a run (per call) |"
+        " per call vs CrewAI checkpoint every tool call |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for key, (label, persists, _) in WAYS.items():
@@ -249,16 +286,20 @@ def main() -> None:
             continue
         found = summary(intervals[key])
         iteration = f"{found['median_ms'] - base_interval * 1e3:.2f} / {found['p99_ms'] - base_interval * 1e3:.2f} ms"
-        own = f"{written[key] * 1e3:.1f} ms ({written[key] / calls * 1e3:.3f} ms)" if key in written else "–"
-        ratios = " / ".join(f"{per_call[key] / (written[ref] / calls):.1f}×" for ref in REFERENCES)
+        written = statistics.median(writes[key])
+        own = f"{written * 1e3:.1f} ms ({written / calls * 1e3:.3f} ms)" if key in CREWAI else "–"
+        ratio = f"{per_call[key] / reference:.2f}×" if reference > 0 else "n/a"
         print(
             f"| {label} | {persists} | {total:.0f} ms | {total / (base * 1e3):.2f}× | {per_call[key] * 1e3:.3f} ms |"
-            f" {iteration} | {own} | {ratios} |"
+            f" {iteration} | {own} | {ratio} |"
         )
     slowest = ", ".join(f"{key} {run_stats(totals[key])['max_ms']:.0f}" for key in keys)
+    plain_iteration = summary(intervals["plain"])
+    sizes = ", ".join(f"{key} {statistics.median(found) / 1e6:.2f} MB" for key, found in _checkpoint_bytes.items())
     print(
-        f"\nplain: {base / calls * 1e3:.2f} ms a call, {base_interval * 1e3:.2f} ms an iteration (a model call and"
-        f" a tool call); slowest run of each way (ms): {slowest}"
+        f"\nplain: {base / calls * 1e3:.2f} ms a call; an iteration (a model call and a tool call)"
+        f" {plain_iteration['median_ms']:.2f} ms median, {plain_iteration['p99_ms']:.2f} ms p99."
+        f" CrewAI's checkpoints a run: {sizes}. Slowest run of each way (ms): {slowest}."
     )
 
 
