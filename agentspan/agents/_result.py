@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..durable import ExecutionHandle
+from ..errors import ConflictError
 from ..runtime import Event, Execution, ExecutionStatus, StepStatus
 from ..runtime._approval import Decision, approval_signal
+from ..runtime._human import HUMAN_PREFIX, feedback_of
 from ._types import Usage
 
-__all__ = ["AgentHandle", "AgentResult", "PendingApproval"]
+__all__ = ["AgentHandle", "AgentResult", "PendingApproval", "PendingHumanInput"]
 
 # Finish reasons of a completed execution that did not produce the agent's answer.
 _UNFINISHED = frozenset({"max_turns"})
@@ -27,6 +29,18 @@ class PendingApproval:
     """The tool's name."""
     arguments: Any
     """The arguments the model gave (as the model sent them: a JSON text, for SDK agents)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingHumanInput:
+    """A request for human feedback the run waits on (a CrewAI task with ``human_input=True``, a
+    flow's ``@human_feedback``)."""
+
+    signal: str
+    """The signal that answers it (``human:<id>``): what :meth:`AgentHandle.respond` sends."""
+    details: dict[str, Any]
+    """What the human is asked: for a task, ``task``, ``expected_output``, ``agent`` and the agent's
+    ``draft``; for a flow, the ``method``, its ``output`` and the ``message``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +165,38 @@ class AgentHandle:
             for step in self._handle.journal()
             if step.kind == "approval" and step.status is StepStatus.SUSPENDED and isinstance(step.input, dict)
         ]
+
+    def pending_human_input(self) -> list[PendingHumanInput]:
+        """The requests for human feedback the run waits on, oldest first."""
+        return [
+            PendingHumanInput(str(step.input.get("signal")), {k: v for k, v in step.input.items() if k != "signal"})
+            for step in self._handle.journal()
+            if step.kind == "human" and step.status is StepStatus.SUSPENDED and isinstance(step.input, dict)
+        ]
+
+    def respond(self, feedback: str = "", *, signal: str | None = None) -> None:
+        """Answer the pending request for human feedback: the text goes to the agent, which revises its
+        draft (and is asked again); an empty text accepts the draft.
+
+        Any client can answer instead: ``agentspan executions respond <id> "<feedback>"``, or
+        ``POST /api/executions/{id}/signals/human:<id>`` with the text as the JSON payload.
+
+        Args:
+            feedback: The feedback.
+            signal: Which request, when several wait at once (see :meth:`pending_human_input`).
+
+        Raises:
+            ConflictError: the run waits for no human input (or not for ``signal``).
+        """
+        feedback_of(feedback)
+        pending = [found.signal for found in self.pending_human_input()]
+        if signal is None:
+            if not pending:
+                raise ConflictError(f"execution {self.execution_id} is not waiting for human input")
+            signal = pending[0]
+        elif not signal.startswith(HUMAN_PREFIX) or signal not in pending:
+            raise ConflictError(f"execution {self.execution_id} is not waiting for human input on {signal!r}")
+        self._handle.signal(signal, feedback)
 
     def approve(self, call_id: str) -> None:
         """Approve tool call ``call_id``: the run goes on and the tool runs (once)."""

@@ -98,21 +98,24 @@ class AgentRuntime:
     def run(
         self,
         agent: Agent | str | Any,
-        prompt: str | Any,
+        prompt: str | Any = None,
         *,
+        inputs: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,
         name: str | None = None,
         config: dict[str, Any] | None = None,
     ) -> AgentResult:
-        """Run ``agent`` on ``prompt`` and return its result (see :meth:`start`)."""
-        return self.start(agent, prompt, idempotency_key=idempotency_key, name=name, config=config).wait(timeout)
+        """Run ``agent`` on ``prompt`` (a crew or flow on ``inputs``) and return its result (see :meth:`start`)."""
+        handle = self.start(agent, prompt, inputs=inputs, idempotency_key=idempotency_key, name=name, config=config)
+        return handle.wait(timeout)
 
     def start(
         self,
         agent: Agent | str | Any,
-        prompt: str | Any,
+        prompt: str | Any = None,
         *,
+        inputs: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         name: str | None = None,
         config: dict[str, Any] | None = None,
@@ -137,15 +140,39 @@ class AgentRuntime:
         (default: the agent's name), every model call and function-tool call being a durable step. The
         result's ``output`` is the final output as text, ``structured`` the final output as JSON when
         it is not a string.
+
+        ``agent`` may also be a CrewAI ``Crew`` or ``Flow`` instance (the ``crewai`` extra), kicked off
+        by CrewAI's own ``kickoff(inputs=inputs)`` under ``name`` (default: the crew's name, the flow's
+        class name), every model call, tool call, task and flow method being a durable step. The result
+        is a ``CrewResult``: ``output`` is ``CrewOutput.raw`` (a flow's final value as text),
+        ``structured`` the last task's JSON or pydantic output, ``crew_output`` the ``CrewOutput``.
         """
         if is_graph(agent):
             return self._start_graph(agent, prompt, idempotency_key, name, config)
         if is_openai_agent(agent):
             return self._start_openai_agent(agent, prompt, idempotency_key, name)
-        if not isinstance(prompt, str):
+        if is_crewai(agent):
+            return self._start_crewai(agent, _crew_inputs(prompt, inputs), idempotency_key, name)
+        if inputs is not None and not isinstance(agent, str):
+            raise ConfigurationError("inputs= is for CrewAI crews and flows; an agent takes a prompt")
+        if not isinstance(agent, Agent | str):
+            raise ConfigurationError(
+                "start() takes an Agent, a deployed agent's name, a compiled LangGraph graph, an OpenAI Agents SDK"
+                f" Agent, or a CrewAI Crew or Flow instance, not {type(agent).__name__}"
+            )
+        data: dict[str, Any]
+        if inputs is not None:  # a deployed crew or flow, by name
+            if prompt is not None or not isinstance(inputs, dict):
+                raise ConfigurationError(
+                    "a deployed crew or flow is started with inputs= only (a JSON object of placeholder values),"
+                    " not a prompt too"
+                )
+            data = {"inputs": inputs}
+        elif not isinstance(prompt, str):
             raise ConfigurationError(f"prompt must be a string, not {type(prompt).__name__}")
+        else:
+            data = {"prompt": prompt}
         name = agent.name if isinstance(agent, Agent) else agent
-        data = {"prompt": prompt}
         execution = None if idempotency_key else self._unfinished(name, data)
         if execution is None:
             if not isinstance(agent, Agent):
@@ -185,6 +212,20 @@ class AgentRuntime:
         self._say_if_resuming(execution)
         self._runtime.ensure_worker(fn)
         return AgentHandle(ExecutionHandle(self.client, execution.id))
+
+    def _start_crewai(self, target: Any, inputs: Any, idempotency_key: str | None, name: str | None) -> AgentHandle:
+        from ..adapters.crewai._entry import execution_input_of, function_of
+        from ..adapters.crewai._result import CrewHandle
+
+        fn = function_of(target, name)
+        function_name = FunctionDefinition.of(fn).name
+        data = execution_input_of(target, inputs)
+        execution = None if idempotency_key else self._unfinished(function_name, data)
+        if execution is None:
+            execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
+        self._say_if_resuming(execution)
+        self._runtime.ensure_worker(fn)
+        return CrewHandle(ExecutionHandle(self.client, execution.id))
 
     def stream(
         self,
@@ -247,12 +288,17 @@ class AgentRuntime:
         """A handle on an existing run, from any process (pass the agent to rebuild structured output).
 
         Pass the compiled LangGraph graph for a graph run: the handle is then a ``GraphHandle``
-        (its result read from the final state, ``pending_interrupt()`` and ``resume()``).
+        (its result read from the final state, ``pending_interrupt()`` and ``resume()``); pass the crew or
+        flow for a CrewAI run: a ``CrewHandle`` (its result with the ``CrewOutput``).
         """
         if agent is not None and is_graph(agent):
             from ..adapters.langgraph._result import GraphHandle
 
             return GraphHandle(self._runtime.handle(execution_id))
+        if agent is not None and is_crewai(agent):
+            from ..adapters.crewai._result import CrewHandle
+
+            return CrewHandle(self._runtime.handle(execution_id))
         output_type = agent.output_type if isinstance(agent, Agent) else None  # SDK agents: JSON, as start()
         return AgentHandle(self._runtime.handle(execution_id), output_type)
 
@@ -260,30 +306,37 @@ class AgentRuntime:
     def deploy(self, agent: Agent | Any, *, name: str | None = None) -> Definition:
         """Register the agent's definition by name, so any process can start it by name.
 
-        ``agent`` may also be a compiled LangGraph graph or an OpenAI Agents SDK agent (registered under
-        ``name``, default the name it runs under, with a description of its nodes or tools); a worker
+        ``agent`` may also be a compiled LangGraph graph, an OpenAI Agents SDK agent or a CrewAI crew or
+        flow (registered under ``name``, default the name it runs under, with a description of its
+        nodes, tools, tasks or methods); a worker
         serving it (:meth:`serve`, ``agentspan worker``) runs the executions started by that name.
         """
-        if is_graph(agent) or is_openai_agent(agent):
+        if is_graph(agent) or is_openai_agent(agent) or is_crewai(agent):
             fn = durable_function(agent, name)
             return self.client.put_definition(
                 FunctionDefinition.of(fn).name, describe_framework_agent(agent), kind="agent"
             )
         if not isinstance(agent, Agent):
             raise ConfigurationError(
-                f"deploy() takes an Agent, a compiled LangGraph graph or an OpenAI Agents SDK agent, not"
-                f" {type(agent).__name__}"
+                "deploy() takes an Agent, a compiled LangGraph graph, an OpenAI Agents SDK agent or a CrewAI Crew"
+                f" or Flow instance, not {type(agent).__name__}"
             )
         return self.client.put_definition(name or agent.name, agent.describe(), kind="agent")
 
     def serve(self, *agents: Agent | Any, handle_signals: bool = True) -> None:
         """Run a worker for ``agents`` in this thread until stopped (SIGTERM: finish or release the step).
 
-        Compiled LangGraph graphs and OpenAI Agents SDK agents are served under their name (see
-        :meth:`start`).
+        Compiled LangGraph graphs, OpenAI Agents SDK agents and CrewAI crews and flows are served under
+        their name (see :meth:`start`).
         """
         if not agents:
             raise ConfigurationError("serve() needs at least one agent")
+        for agent in agents:
+            if not (isinstance(agent, Agent) or is_graph(agent) or is_openai_agent(agent) or is_crewai(agent)):
+                raise ConfigurationError(
+                    "serve() takes Agents, compiled LangGraph graphs, OpenAI Agents SDK agents and CrewAI crews"
+                    f" and flows, not {type(agent).__name__}"
+                )
         self._runtime.serve(*(durable_function(a) for a in agents), handle_signals=handle_signals)
 
 
@@ -297,9 +350,28 @@ def is_openai_agent(obj: Any) -> bool:
     return any(cls.__name__ == "Agent" and cls.__module__.startswith("agents.") for cls in type(obj).__mro__)
 
 
+def is_crewai(obj: Any) -> bool:
+    """Whether ``obj`` is a CrewAI ``Crew`` or ``Flow`` instance (by type: the core never imports CrewAI)."""
+    return any(cls.__name__ in ("Crew", "Flow") and cls.__module__.startswith("crewai.") for cls in type(obj).__mro__)
+
+
+def _crew_inputs(prompt: Any, inputs: Any) -> Any:
+    """A crew's inputs are ``inputs=``, or the second argument when it is not a prompt."""
+    if prompt is not None and inputs is not None:
+        raise ConfigurationError(
+            "a crew or flow takes inputs= only (a JSON object of placeholder values), not a prompt too"
+        )
+    if isinstance(prompt, str):
+        raise ConfigurationError(
+            'a crew or flow is kicked off with inputs (a JSON object of placeholder values, e.g. inputs={"topic": "AI"}),'
+            " not a prompt"
+        )
+    return inputs if prompt is None else prompt
+
+
 def durable_function(agent: Any, name: str | None = None) -> Callable[..., Any]:
-    """The durable function a worker runs for an :class:`Agent`, a compiled LangGraph graph or an
-    OpenAI Agents SDK agent (the latter two under ``name`` when given)."""
+    """The durable function a worker runs for an :class:`Agent`, a compiled LangGraph graph, an OpenAI
+    Agents SDK agent or a CrewAI crew or flow (the latter under ``name`` when given)."""
     if is_graph(agent):
         from ..adapters.langgraph._graph import graph_function
 
@@ -308,6 +380,10 @@ def durable_function(agent: Any, name: str | None = None) -> Callable[..., Any]:
         from ..adapters.openai_agents._agent import agent_function as openai_agent_function
 
         return openai_agent_function(agent, name)
+    if is_crewai(agent):
+        from ..adapters.crewai._entry import function_of
+
+        return function_of(agent, name)
     return agent_function(agent)
 
 
@@ -316,6 +392,10 @@ def describe_framework_agent(agent: Any) -> dict[str, Any]:
     if is_graph(agent):
         nodes = [node for node in getattr(agent, "nodes", {}) if not node.startswith("__")]
         return {"framework": "langgraph", "nodes": nodes}
+    if is_crewai(agent):
+        from ..adapters.crewai._entry import describe
+
+        return describe(agent)
     model = getattr(agent, "model", None)
     instructions = getattr(agent, "instructions", None)
     return {

@@ -1,4 +1,4 @@
-"""``agentspan executions list | show | follow | cancel | retry | delete``."""
+"""``agentspan executions list | show | follow | respond | cancel | retry | delete``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import argparse
 import sys
 
 from ..client import Client
-from ._common import command_name, connect
+from ..runtime import ExecutionStatus, StepStatus
+from ..runtime._human import HUMAN_PREFIX
+from ._common import command_name, connect, fail
 from ._follow import Follower
 from ._format import print_execution, print_executions
 
-__all__ = ["cmd_cancel", "cmd_delete", "cmd_follow", "cmd_list", "cmd_retry", "cmd_show"]
+__all__ = ["cmd_cancel", "cmd_delete", "cmd_follow", "cmd_list", "cmd_respond", "cmd_retry", "cmd_show"]
 
 # Counting stops here: a listing says "20 of more than 10000" rather than reading a huge history.
 _COUNT_LIMIT = 10_000
@@ -104,4 +106,29 @@ def cmd_delete(args: argparse.Namespace) -> int:
     client = connect(args, reading=True)
     client.delete_execution(args.execution_id)
     print(f"{args.execution_id} deleted")
+    return 0
+
+
+def cmd_respond(args: argparse.Namespace) -> int:
+    """Answer the request for human feedback an execution waits on (a CrewAI task's ``human_input``, a
+    flow's ``@human_feedback``): the text goes to the agent; an empty text accepts its draft."""
+    client = connect(args, reading=True)
+    execution = client.get_execution(args.execution_id)
+    waiting = [
+        step
+        for step in client.get_journal(execution.id)
+        if step.kind == "human" and step.status is StepStatus.SUSPENDED and isinstance(step.input, dict)
+    ]
+    if execution.status is not ExecutionStatus.WAITING or not waiting:
+        fail(f"execution {execution.id} is {execution.status.value}, not waiting for human input: nothing to answer")
+    signal = str(waiting[0].input.get("signal"))
+    if args.signal is not None:
+        if args.signal not in {str(step.input.get("signal")) for step in waiting}:
+            fail(f"execution {execution.id} does not wait for {args.signal!r} (it waits for {signal!r})")
+        signal = args.signal
+    assert signal.startswith(HUMAN_PREFIX)
+    updated = client.send_signal(execution.id, signal, args.feedback)
+    what = "accepted the draft" if not args.feedback.strip() else "sent the feedback"
+    print(f"{updated.id} {updated.status.value}")
+    print(f"agentspan: {what} ({signal}); the run goes on when a worker serves it", file=sys.stderr)
     return 0

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from ..client import Client
 from ..runtime import Event, Execution, ExecutionStatus, StepStatus
+from ..runtime._human import HUMAN_PREFIX
 
 __all__ = ["Follower", "describe_wait", "lease_note"]
 
@@ -21,10 +22,13 @@ def _short(value: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def describe_wait(data: dict[str, Any]) -> str:
+def describe_wait(data: dict[str, Any], execution_id: str = "ID") -> str:
     """What a waiting execution waits for, from its ``execution.waiting`` event (or its ``wait``)."""
-    if data.get("signal"):
-        return f"signal {data['signal']!r} (send it: agentspan signal ID {data['signal']} --payload ...)"
+    signal = data.get("signal")
+    if signal and str(signal).startswith(HUMAN_PREFIX):
+        return f'human input ({signal}): answer with agentspan executions respond {execution_id} "<feedback>" (empty accepts)'
+    if signal:
+        return f"signal {signal!r} (send it: agentspan signal {execution_id} {signal} --payload ...)"
     if data.get("wake_at"):
         return f"a timer due at {data['wake_at']}"
     return "an external event"
@@ -112,7 +116,7 @@ class Follower:
             case "step.suspended":
                 return f"  ⏸ {kind} waits"
             case "execution.waiting":
-                return f"waiting for {describe_wait(data)}"
+                return f"waiting for {describe_wait(data, self.execution_id)}"
             case "execution.released":
                 return "handed back by its worker (it stopped); the next worker resumes it"
             case "lease.expired":

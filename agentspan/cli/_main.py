@@ -14,7 +14,7 @@ from typing import Any
 from .. import __version__
 from ..errors import AgentspanError, InvalidInputError
 from ._common import UsageError, connect, fail, load_functions
-from ._executions import cmd_cancel, cmd_delete, cmd_follow, cmd_list, cmd_retry, cmd_show
+from ._executions import cmd_cancel, cmd_delete, cmd_follow, cmd_list, cmd_respond, cmd_retry, cmd_show
 from ._run import cmd_run
 
 __all__ = ["main"]
@@ -156,16 +156,22 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_start)
 
     p = sub.add_parser("run", help="run an agent (module:attribute, or a deployed agent's name) and print the result")
-    p.add_argument("target", help="module:attribute naming an Agent, or the name of a deployed agent")
-    p.add_argument("prompt")
+    p.add_argument(
+        "target",
+        help="module:attribute naming an Agent (a graph, an SDK agent, a crew, a flow), or the name of a deployed agent",
+    )
+    p.add_argument("prompt", nargs="?", help="the prompt (an agent, a graph, an SDK agent)")
+    p.add_argument(
+        "--inputs", help='a JSON object of placeholder values (a CrewAI crew or flow), e.g. \'{"topic": "AI"}\''
+    )
     p.add_argument("--idempotency-key", help="the same key returns (and resumes) the same run")
     p.add_argument("--timeout", type=float, help="seconds to wait for the result (the run goes on after)")
     target(p)
     p.set_defaults(func=cmd_run)
 
-    ex = sub.add_parser("executions", help="list, show, follow, cancel, retry and delete executions").add_subparsers(
-        dest="action", required=True
-    )
+    ex = sub.add_parser(
+        "executions", help="list, show, follow, answer, cancel, retry and delete executions"
+    ).add_subparsers(dest="action", required=True)
     p = ex.add_parser("list", help="newest executions first")
     p.add_argument("--status", help="queued, running, waiting, completed, failed or cancelled")
     p.add_argument("--name")
@@ -189,6 +195,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("execution_id")
         target(p)
         p.set_defaults(func=func)
+
+    p = ex.add_parser("respond", help="answer the human input an execution waits for (empty text accepts)")
+    p.add_argument("execution_id")
+    p.add_argument("feedback", nargs="?", default="", help="the feedback for the agent (default: empty, accept)")
+    p.add_argument("--signal", help="which request, when several wait (human:<id>, see executions show)")
+    target(p)
+    p.set_defaults(func=cmd_respond)
 
     p = sub.add_parser("signal", help="deliver a signal (approval, reply) to an execution")
     p.add_argument("execution_id")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 import time
 from typing import Any
 
 from ..agents import Agent, AgentRuntime
 from ..agents._result import AgentHandle
-from ..agents._runtime import is_graph, is_openai_agent
+from ..agents._runtime import is_crewai, is_graph, is_openai_agent
 from ._common import command_name, fail, import_target, server_url
 from ._follow import Follower, describe_wait, lease_note
 
@@ -24,20 +26,53 @@ def _say(text: str) -> None:
 
 def _agent(target: str) -> Any:
     agent = import_target(target)
-    if not (isinstance(agent, Agent) or is_graph(agent) or is_openai_agent(agent)):
-        fail(f"{target} is neither an Agent, a compiled LangGraph graph nor an OpenAI Agents SDK Agent")
+    if not (isinstance(agent, Agent) or is_graph(agent) or is_openai_agent(agent) or is_crewai(agent)):
+        fail(
+            f"{target} is a {type(agent).__name__}, not an Agent, a compiled LangGraph graph, an OpenAI Agents SDK"
+            " Agent, or a CrewAI Crew or Flow instance"
+        )
     return agent
+
+
+def _inputs(args: argparse.Namespace, agent: Any) -> Any:
+    """The prompt, or a crew's or flow's --inputs: one clear line when the wrong one is given."""
+    crewai = is_crewai(agent)
+    if args.inputs is not None:
+        if not crewai and not isinstance(agent, str):
+            fail("--inputs is for CrewAI crews and flows; give an agent a prompt")
+        if args.prompt is not None:
+            fail("give either a prompt or --inputs, not both")
+        try:
+            inputs = json.loads(args.inputs)
+        except json.JSONDecodeError as exc:
+            fail(f"--inputs is not JSON: {exc}")
+        if not isinstance(inputs, dict):
+            fail(
+                f'--inputs must be a JSON object of placeholder values, e.g. \'{{"topic": "AI"}}\', not {type(inputs).__name__}'
+            )
+        return inputs
+    if crewai:
+        if args.prompt is not None:
+            fail(f"{args.target} is a CrewAI {type(agent).__name__}: give it --inputs '{{...}}' instead of a prompt")
+        return {}
+    if args.prompt is None:
+        fail(f'{args.target} needs a prompt: agentspan run {args.target} "<prompt>"')
+    if is_graph(agent):  # a compiled LangGraph graph: the prompt is the user message
+        return {"messages": [("user", args.prompt)]}
+    return args.prompt
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     url = server_url(args)
     local = ":" in args.target
     agent: Any = _agent(args.target) if local else args.target
-    prompt: Any = args.prompt
-    if is_graph(agent):  # a compiled LangGraph graph: the prompt is the user message
-        prompt = {"messages": [("user", args.prompt)]}
+    prompt = _inputs(args, agent)
+    named_inputs = isinstance(agent, str) and args.inputs is not None  # a deployed crew or flow
     with AgentRuntime(url, db=args.db, serve_http=False) as runtime:
-        handle = runtime.start(agent, prompt, idempotency_key=args.idempotency_key)
+        if named_inputs:
+            handle = runtime.start(agent, inputs=prompt, idempotency_key=args.idempotency_key)
+        else:
+            handle = runtime.start(agent, prompt, idempotency_key=args.idempotency_key)
         execution = runtime.client.get_execution(handle.execution_id)
         if execution.status.is_terminal:  # an idempotency key named a finished run: its recorded result
             result = handle.wait()
@@ -83,7 +118,7 @@ def _say_what_it_waits_for(runtime: AgentRuntime, name: str, handle: AgentHandle
     if note is not None and not local:
         _say(f"execution {execution.id} is running, {note}")
     elif execution.wait is not None:
-        _say(f"execution {execution.id} waits for {describe_wait(execution.wait.model_dump(mode='json'))}")
+        _say(f"execution {execution.id} waits for {describe_wait(execution.wait.model_dump(mode='json'), execution.id)}")
     elif not local and runtime.client.agent_status(name).workers == 0:
         _say(
             f"waiting for a worker that serves {name} (none connected); start one: {command_name()} worker module:agent"
@@ -93,7 +128,9 @@ def _say_what_it_waits_for(runtime: AgentRuntime, name: str, handle: AgentHandle
 def _say_after_interrupt(execution_id: str, local: bool, args: argparse.Namespace) -> None:
     """Ctrl-C: whether the run goes on without us, and how to get back to it."""
     if local:
-        again = f'agentspan run {args.target} "{args.prompt}"'
+        again = f"agentspan run {args.target} " + (
+            f"--inputs {shlex.quote(args.inputs)}" if args.inputs is not None else shlex.quote(args.prompt or "")
+        )
         if args.idempotency_key:
             again += f" --idempotency-key {args.idempotency_key}"
         _say(

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError, NotJSONError, PayloadTooLargeError
 from ._approval import APPROVAL_PREFIX, decision_of
+from ._human import HUMAN_PREFIX, feedback_of
 from ._models import (
     Claim,
     CreateExecution,
@@ -296,6 +297,8 @@ class Service:
             raise InvalidInputError("a signal name must be 1 to 200 characters")
         if name.startswith(APPROVAL_PREFIX):
             decision_of(payload)  # a malformed decision is refused here, not found by the waiting run
+        elif name.startswith(HUMAN_PREFIX):
+            feedback_of(payload)  # likewise a malformed answer to a request for human input
         execution = self.store.deliver_signal(execution_id, name, self._json(payload, "signal payload"), self.now())
         self.notifier.notify(_WORK, _events_topic(execution_id))
         return execution

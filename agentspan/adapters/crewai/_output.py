@@ -30,10 +30,14 @@ def _pydantic_classes(output: CrewOutput) -> dict[str, str]:
 
 def crew_output_json(output: CrewOutput) -> dict[str, Any]:
     """``output`` as JSON, with the path of each pydantic output's class."""
-    return {
-        "value": to_json(output.model_dump(mode="json"), "the crew's output"),
-        "models": _pydantic_classes(output),
-    }
+    value = output.model_dump(mode="json")
+    # pydantic dumps a field typed ``BaseModel`` by that type (as {}): dump each output by its own class.
+    if output.pydantic is not None:
+        value["pydantic"] = output.pydantic.model_dump(mode="json")
+    for index, task in enumerate(output.tasks_output):
+        if task.pydantic is not None:
+            value["tasks_output"][index]["pydantic"] = task.pydantic.model_dump(mode="json")
+    return {"value": to_json(value, "the crew's output"), "models": _pydantic_classes(output)}
 
 
 def _typed(data: Any, path: str | None) -> Any:

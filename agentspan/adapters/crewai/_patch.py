@@ -8,6 +8,8 @@
 | ``CrewStructuredTool.invoke`` / ``ainvoke`` | tool calls on the ReAct text path |
 | ``AgentExecutor._execute_single_native_tool_call``, ``CrewAgentExecutor._execute_single_native_tool_call``, ``agent_utils.execute_single_native_tool_call`` (also as imported by ``step_executor``) | the model's tool-call id, so parallel calls are keyed by id |
 | ``Agent.execute_task`` / ``aexecute_task`` | a task's execution as a step grouping its calls |
+| ``Flow._execute_method`` (``crewai.flow.runtime``) | each execution of a flow method (start, listener, router) as a step grouping its calls, replayed with the state it left |
+| ``Flow._request_human_feedback`` | ``@human_feedback``'s request in a flow as a durable wait instead of a read from the terminal |
 
 :func:`install` checks that each required point exists in the installed CrewAI (1.15) and raises a
 ``RuntimeError`` naming the missing one rather than letting calls run unrecorded. Provider classes
@@ -206,6 +208,30 @@ async def _aexecute_task(
     return await _tasks.task_call_async(instance, task, context, lambda: wrapped(*args, **kwargs))
 
 
+def _user_flow(instance: Any) -> bool:
+    """Flows CrewAI runs for its own bookkeeping (the agent executor, memory) are not the user's steps."""
+    return current_run() is not None and not getattr(type(instance), "is_crewai_internal", False)
+
+
+async def _flow_execute_method(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if len(args) < 2 or not _user_flow(instance):
+        return await wrapped(*args, **kwargs)
+    from ._flow import durable_method
+
+    name, method, *rest = args
+    return await wrapped(name, durable_method(instance, str(name), method), *rest, **kwargs)
+
+
+def _flow_feedback(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if not _user_flow(instance):
+        return wrapped(*args, **kwargs)
+    from ._flow import feedback_request
+
+    return feedback_request(instance, *args, **kwargs)
+
+
 # --- installing ------------------------------------------------------------------------------------------------
 def _patch_llm_class(cls: type) -> None:
     if cls in _llm_classes:
@@ -255,6 +281,8 @@ def install() -> None:
             ("crewai.tools.structured_tool", "CrewStructuredTool.ainvoke", True, _tool_ainvoke),
             ("crewai.agent.core", "Agent.execute_task", True, _execute_task),
             ("crewai.agent.core", "Agent.aexecute_task", True, _aexecute_task),
+            ("crewai.flow.runtime", "Flow._execute_method", True, _flow_execute_method),
+            ("crewai.flow.runtime", "Flow._request_human_feedback", True, _flow_feedback),
             *((module_name, path, required, _native_call_id) for module_name, path, required in _CALL_IDS),
         ]
         resolved = [(_resolve(m, p, r), w) for m, p, r, w in points]  # check them all before patching any
