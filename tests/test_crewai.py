@@ -490,8 +490,10 @@ class Plan(Flow):  # type: ignore[type-arg]
 def test_durable_of_something_that_is_not_a_crew_or_flow_instance_says_what_to_pass() -> None:
     with pytest.raises(ConfigurationError, match="durable\\(\\) takes a CrewAI Crew or Flow instance, not object"):
         durable(object())
-    with pytest.raises(ConfigurationError, match="a Flow class: pass an instance"):
+    with pytest.raises(ConfigurationError, match="not the class Plan: pass an instance"):
         durable(Plan)
+    with pytest.raises(ConfigurationError, match="not the class Crew: pass an instance"):
+        durable(Crew)
 
 
 def test_bad_inputs_and_options_are_refused_before_anything_runs(runtime: Runtime) -> None:
