@@ -199,6 +199,17 @@ def test_one_script_answers_both_protocols_by_turn() -> None:
     assert model_turns(fake.requests) == Counter({1: 2, 2: 1})
 
 
+def test_routes_choose_a_gemini_conversation_script_by_its_system_instruction() -> None:
+    with FakeOpenAIServer(["default"], routes={"You are the critic": ["critique"]}) as fake:
+
+        def ask(system: str) -> Any:
+            body = {"systemInstruction": {"parts": [{"text": system}]}, "contents": _user_contents()}
+            return _gemini_post(fake, "generateContent", body).json()["candidates"][0]["content"]["parts"]
+
+        assert ask("You are the critic.") == [{"text": "critique"}]
+        assert ask("You are the writer.") == [{"text": "default"}]
+
+
 def test_gemini_sse_has_no_done_sentinel_and_every_event_is_json() -> None:
     with FakeOpenAIServer(["one two three four five six"]) as fake:
         response = _gemini_post(fake, "streamGenerateContent", {"contents": _user_contents()}, "?alt=sse")
