@@ -146,11 +146,18 @@ class AgentRuntime:
         class name), every model call, tool call, task and flow method being a durable step. The result
         is a ``CrewResult``: ``output`` is ``CrewOutput.raw`` (a flow's final value as text),
         ``structured`` the last task's JSON or pydantic output, ``crew_output`` the ``CrewOutput``.
+
+        ``agent`` may also be a Google ADK agent (``LlmAgent``, ``SequentialAgent``...) or ``App`` (the
+        ``google-adk`` extra): ADK's own ``Runner`` runs it on ``prompt`` (text) under ``name`` (default:
+        its name), every model call and tool call being a durable step. The result's ``output`` is the
+        text of the final response; the execution's output also holds the session's ``events`` and ``state``.
         """
         if is_graph(agent):
             return self._start_graph(agent, prompt, idempotency_key, name, config)
         if is_openai_agent(agent):
             return self._start_openai_agent(agent, prompt, idempotency_key, name)
+        if is_google_adk(agent):
+            return self._start_google_adk(agent, prompt, idempotency_key, name)
         if is_crewai(agent):
             return self._start_crewai(agent, _crew_inputs(prompt, inputs), idempotency_key, name)
         if inputs is not None and not isinstance(agent, str):
@@ -158,7 +165,7 @@ class AgentRuntime:
         if not isinstance(agent, Agent | str):
             raise ConfigurationError(
                 "start() takes an Agent, a deployed agent's name, a compiled LangGraph graph, an OpenAI Agents SDK"
-                f" Agent, or a CrewAI Crew or Flow instance, not {type(agent).__name__}"
+                f" Agent, a CrewAI Crew or Flow instance, or a Google ADK agent or App, not {type(agent).__name__}"
             )
         data: dict[str, Any]
         if inputs is not None:  # a deployed crew or flow, by name
@@ -206,6 +213,19 @@ class AgentRuntime:
         fn = agent_function(agent, name)
         function_name = FunctionDefinition.of(fn).name
         data = execution_input(value)
+        execution = None if idempotency_key else self._unfinished(function_name, data)
+        if execution is None:
+            execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
+        self._say_if_resuming(execution)
+        self._runtime.ensure_worker(fn)
+        return AgentHandle(ExecutionHandle(self.client, execution.id))
+
+    def _start_google_adk(self, target: Any, value: Any, idempotency_key: str | None, name: str | None) -> AgentHandle:
+        from ..adapters.google_adk._entry import execution_input_of, function_of
+
+        fn = function_of(target, name)
+        function_name = FunctionDefinition.of(fn).name
+        data = execution_input_of(target, value)
         execution = None if idempotency_key else self._unfinished(function_name, data)
         if execution is None:
             execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
@@ -313,15 +333,15 @@ class AgentRuntime:
         nodes, tools, tasks or methods); a worker
         serving it (:meth:`serve`, ``agentspan worker``) runs the executions started by that name.
         """
-        if is_graph(agent) or is_openai_agent(agent) or is_crewai(agent):
+        if is_framework_agent(agent):
             fn = durable_function(agent, name)
             return self.client.put_definition(
                 FunctionDefinition.of(fn).name, describe_framework_agent(agent), kind="agent"
             )
         if not isinstance(agent, Agent):
             raise ConfigurationError(
-                "deploy() takes an Agent, a compiled LangGraph graph, an OpenAI Agents SDK agent or a CrewAI Crew"
-                f" or Flow instance, not {type(agent).__name__}"
+                "deploy() takes an Agent, a compiled LangGraph graph, an OpenAI Agents SDK agent, a CrewAI Crew"
+                f" or Flow instance, or a Google ADK agent or App, not {type(agent).__name__}"
             )
         return self.client.put_definition(name or agent.name, agent.describe(), kind="agent")
 
@@ -334,10 +354,10 @@ class AgentRuntime:
         if not agents:
             raise ConfigurationError("serve() needs at least one agent")
         for agent in agents:
-            if not (isinstance(agent, Agent) or is_graph(agent) or is_openai_agent(agent) or is_crewai(agent)):
+            if not (isinstance(agent, Agent) or is_framework_agent(agent)):
                 raise ConfigurationError(
-                    "serve() takes Agents, compiled LangGraph graphs, OpenAI Agents SDK agents and CrewAI crews"
-                    f" and flows, not {type(agent).__name__}"
+                    "serve() takes Agents, compiled LangGraph graphs, OpenAI Agents SDK agents, CrewAI crews"
+                    f" and flows, and Google ADK agents and apps, not {type(agent).__name__}"
                 )
         self._runtime.serve(*(durable_function(a) for a in agents), handle_signals=handle_signals)
 
@@ -355,6 +375,20 @@ def is_openai_agent(obj: Any) -> bool:
 def is_crewai(obj: Any) -> bool:
     """Whether ``obj`` is a CrewAI ``Crew`` or ``Flow`` instance (by type: the core never imports CrewAI)."""
     return any(cls.__name__ in ("Crew", "Flow") and cls.__module__.startswith("crewai.") for cls in type(obj).__mro__)
+
+
+def is_google_adk(obj: Any) -> bool:
+    """Whether ``obj`` is a Google ADK agent (a ``BaseAgent``) or ``App`` instance (by type: the core never
+    imports ADK)."""
+    return any(
+        cls.__name__ in ("BaseAgent", "App") and cls.__module__.startswith("google.adk.") for cls in type(obj).__mro__
+    )
+
+
+def is_framework_agent(obj: Any) -> bool:
+    """Whether ``obj`` is run by one of the framework adapters (a graph, an SDK agent, a crew or flow, an
+    ADK agent or app)."""
+    return is_graph(obj) or is_openai_agent(obj) or is_crewai(obj) or is_google_adk(obj)
 
 
 def _crew_inputs(prompt: Any, inputs: Any) -> Any:
@@ -387,6 +421,11 @@ def durable_function(agent: Any, name: str | None = None) -> Callable[..., Any]:
 
         fn: Callable[..., Any] = function_of(agent, name)
         return fn
+    if is_google_adk(agent):
+        from ..adapters.google_adk._entry import function_of as adk_function_of
+
+        adk_fn: Callable[..., Any] = adk_function_of(agent, name)
+        return adk_fn
     return agent_function(agent)
 
 
@@ -400,6 +439,11 @@ def describe_framework_agent(agent: Any) -> dict[str, Any]:
 
         spec: dict[str, Any] = describe(agent)
         return spec
+    if is_google_adk(agent):
+        from ..adapters.google_adk._entry import describe as describe_adk
+
+        adk_spec: dict[str, Any] = describe_adk(agent)
+        return adk_spec
     model = getattr(agent, "model", None)
     instructions = getattr(agent, "instructions", None)
     return {

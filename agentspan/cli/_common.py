@@ -105,12 +105,13 @@ def load_functions(target: str) -> list[Callable[..., Any]]:
 
 
 def _as_function(item: Any) -> Callable[..., Any]:
-    """Agents, compiled graphs, SDK agents, crews and flows become the durable function their worker runs; durable functions stay."""
+    """Agents, compiled graphs, SDK agents, crews and flows, ADK agents and apps become the durable function their worker runs; durable functions stay."""
     from ..agents import Agent
-    from ..agents._runtime import is_crewai, is_graph, is_openai_agent
+    from ..agents._runtime import is_framework_agent
 
-    # Compiled LangGraph graphs, OpenAI Agents SDK agents and CrewAI crews and flows are served under their name.
-    if isinstance(item, Agent) or is_graph(item) or is_openai_agent(item) or is_crewai(item):
+    # Compiled LangGraph graphs, OpenAI Agents SDK agents, CrewAI crews and flows and Google ADK agents and
+    # apps are served under their name.
+    if isinstance(item, Agent) or is_framework_agent(item):
         from ..agents._runtime import durable_function
 
         return durable_function(item)

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..agents import Agent, AgentRuntime
 from ..agents._result import AgentHandle
-from ..agents._runtime import is_crewai, is_graph, is_openai_agent
+from ..agents._runtime import is_crewai, is_framework_agent, is_graph
 from ._common import command_name, fail, import_target, server_url
 from ._follow import Follower, describe_wait, lease_note
 
@@ -26,10 +26,10 @@ def _say(text: str) -> None:
 
 def _agent(target: str) -> Any:
     agent = import_target(target)
-    if not (isinstance(agent, Agent) or is_graph(agent) or is_openai_agent(agent) or is_crewai(agent)):
+    if not (isinstance(agent, Agent) or is_framework_agent(agent)):
         fail(
             f"{target} is a {type(agent).__name__}, not an Agent, a compiled LangGraph graph, an OpenAI Agents SDK"
-            " Agent, or a CrewAI Crew or Flow instance"
+            " Agent, a CrewAI Crew or Flow instance, or a Google ADK agent or App"
         )
     return agent
 

@@ -1,0 +1,99 @@
+"""Whether the calling code is inside an Agentspan run of an ADK agent (a context variable), what that
+run must remember, and the deterministic ids ADK draws inside it.
+
+Only calls made inside such a run become steps; outside it the patched ADK methods behave exactly as
+ADK's own. ADK runs parallel tool calls and ``ParallelAgent`` branches as asyncio tasks, which copy
+context variables, so the run state reaches them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from google.adk.platform import uuid as platform_uuid
+
+from ...durable._context import current_context
+from ...errors import AgentspanError
+
+__all__ = ["RunState", "adk_run", "current_run", "raise_if_failed", "stable_call_id"]
+
+
+@dataclasses.dataclass
+class RunState:
+    """One attempt of an Agentspan run of an ADK agent or app."""
+
+    tag: str
+    """What every id ADK draws in this run starts with: made from the execution id, so ids differ
+    between executions and are the same on every attempt of one."""
+    fatal: AgentspanError | None = None
+    """An error that must end the run even if ADK would hand it to the model (a tool result that
+    cannot be stored, caught by an ``on_tool_error_callback``)."""
+    prompts: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
+    """Per place (enclosing step, agent and model): how many contents the last model call there was
+    sent, and their fingerprint; a model step records only the contents added since then."""
+    drawn: int = 0
+    """How many ids were drawn so far."""
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def new_id(self) -> str:
+        """The next id: ``<tag>-<n>``, counted from 1 in each attempt, so a replay draws the same ids
+        in the same order as the run it replays (function-call ids, invocation ids, event ids)."""
+        with self.lock:
+            self.drawn += 1
+            return f"{self.tag}-{self.drawn}"
+
+    def fail(self, exc: AgentspanError) -> None:
+        """Remember the first error that must end the run."""
+        with self.lock:
+            if self.fatal is None:
+                self.fatal = exc
+
+
+_RUN: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("agentspan_google_adk_run", default=None)
+
+
+def current_run() -> RunState | None:
+    """The run the calling code belongs to, when its model and tool calls must be steps."""
+    state = _RUN.get()
+    if state is None or current_context() is None:
+        return None
+    return state
+
+
+def raise_if_failed(state: RunState) -> None:
+    """Raise the run's fatal error, if it has one: nothing more may run once a result was lost."""
+    if state.fatal is not None:
+        raise state.fatal
+
+
+def stable_call_id(state: RunState, call_id: str) -> str:
+    """``call_id`` without the run's tag: the same in every execution of the same agent and prompt
+    (step keys are made from it; the ids ADK keeps in the session stay unique per execution)."""
+    return call_id.replace(state.tag, "run")
+
+
+def run_tag(execution_id: str) -> str:
+    """The id prefix of the runs of execution ``execution_id``."""
+    return "as" + hashlib.blake2b(execution_id.encode(), digest_size=4).hexdigest()
+
+
+@contextmanager
+def adk_run(execution_id: str) -> Iterator[RunState]:
+    """Mark the enclosed code (and the tasks it starts) as an attempt of an Agentspan run, with ADK's
+    ids drawn from the run (``google.adk.platform.uuid``'s provider, also a context variable).
+
+    Call it in a context of its own (a task's copy): ADK's provider can only be reset to its
+    default, not to the one it replaced."""
+    state = RunState(run_tag(execution_id))
+    token = _RUN.set(state)
+    platform_uuid.set_id_provider(state.new_id)
+    try:
+        yield state
+    finally:
+        platform_uuid.reset_id_provider()
+        _RUN.reset(token)

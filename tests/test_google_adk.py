@@ -1,0 +1,254 @@
+"""Google ADK agents run durably by ADK's own Runner: every model call and tool call is a step, the
+user's callbacks run on replayed calls, tools' state changes survive a resume, ADK's ids are
+deterministic. The model is ADK's default Gemini model against the test's ``FakeOpenAIServer``."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("google.adk")
+
+import adk_program
+from processes import TESTS, kill_after_and_resume, model_turns, stop, wait_until
+
+from agentspan.adapters.google_adk import agent_function, execution_input
+from agentspan.agents import AgentRuntime, Message, ModelResponse, ToolCall
+from agentspan.client import HttpClient
+from agentspan.errors import ConfigurationError
+from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, Step, StepStatus
+from agentspan.testing import FakeOpenAIServer
+from agentspan.worker import Worker
+from agentspan.worker._aio import run_async
+
+pytestmark = pytest.mark.filterwarnings(
+    # google-genai's async client subclasses aiohttp's ClientSession, which aiohttp warns about.
+    "ignore:Inheritance class AiohttpClientSession from ClientSession:DeprecationWarning"
+)
+
+UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
+CITIES = ["Paris", "Rome", "Oslo"]
+
+
+class Crash(BaseException):
+    """Stands for the process dying in a tool: nothing catches it, the step stays in doubt."""
+
+
+def _calls_without_ids(script: list[Any]) -> list[Any]:
+    """``script`` with its function calls sent as Gemini sends them: without ids (ADK then draws them)."""
+    found: list[Any] = []
+    for turn in script:
+        if isinstance(turn, list):
+            calls = [ToolCall(id="", name=name, arguments=json.dumps(args)) for name, args in turn]
+            turn = ModelResponse(message=Message(role="assistant", tool_calls=calls))
+        found.append(turn)
+    return found
+
+
+def _weather_script(calls: int = 3, *, ids: bool = True) -> list[Any]:
+    script = FakeOpenAIServer.research_script(calls, "get_weather", lambda i: {"city": CITIES[i]}, answer="All sunny.")
+    return script if ids else _calls_without_ids(script)
+
+
+@contextmanager
+def _gemini(monkeypatch: pytest.MonkeyPatch, script: list[Any]) -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(script) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.gemini_base_url)
+        monkeypatch.setenv("GOOGLE_API_KEY", "test")
+        monkeypatch.setenv("GOOGLE_GENAI_USE_ENTERPRISE", "false")
+        monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
+        yield fake
+
+
+@pytest.fixture
+def agents() -> Iterator[list[Any]]:
+    """Agents made by a test; their Gemini clients (on the workers' event loop) are closed after it."""
+    made: list[Any] = []
+    yield made
+    for agent in made:
+        run_async(agent.canonical_model.api_client.aio.aclose())
+
+
+def _weather_agent(agents: list[Any], ran: list[str], name: str = "weather", **options: Any) -> Any:
+    from google.adk.agents import LlmAgent
+    from google.adk.tools.tool_context import ToolContext
+
+    crash_at = options.pop("crash_at", None)
+
+    def get_weather(city: str, tool_context: ToolContext) -> dict[str, str]:
+        """The weather in a city."""
+        ran.append(city)
+        if crash_at == (city, ran.count(city)):
+            raise Crash(city)
+        tool_context.state["visited"] = [*tool_context.state.get("visited", []), city]
+        return {"city": city, "weather": "sunny"}
+
+    agent = LlmAgent(name=name, model="gemini-2.5-flash", instruction="Answer about the weather.", tools=[get_weather],
+                     **options)  # fmt: skip
+    agents.append(agent)
+    return agent
+
+
+def _kinds(journal: list[Step]) -> list[tuple[str, str]]:
+    return [(step.kind, step.name) for step in journal]
+
+
+# --- runtime.run -----------------------------------------------------------------------------------------
+def test_an_llm_agent_with_a_function_tool_runs_through_runtime_run_each_call_a_step(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, agents: list[Any]
+) -> None:
+    ran: list[str] = []
+    with _gemini(monkeypatch, _weather_script(ids=False)) as fake:
+        agent = _weather_agent(agents, ran)
+        with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+            result = runtime.run(agent, "Weather in Paris, Rome and Oslo?")
+            journal = runtime.client.get_journal(result.execution_id)
+            execution = runtime.client.get_execution(result.execution_id)
+        requests = fake.requests
+    assert result.is_success, result.error
+    assert result.output == "All sunny."
+    assert ran == CITIES
+    assert _kinds(journal) == [("llm", "gemini-2.5-flash"), ("tool", "get_weather")] * 3 + [("llm", "gemini-2.5-flash")]
+    assert all(step.status is StepStatus.COMPLETED for step in journal)
+    for step in journal:
+        assert not UUID.search(step.key), f"a random id in step key {step.key}"
+    tool_steps = [step for step in journal if step.kind == "tool"]
+    assert [step.input["arguments"] for step in tool_steps] == [{"city": city} for city in CITIES]
+    assert all(step.input["call_id"].startswith("adk-run-") for step in tool_steps), "keyed by ADK's call id"
+    assert model_turns(requests) == collections.Counter({1: 1, 2: 1, 3: 1, 4: 1})
+    assert [call["name"] for call in result.tool_calls] == ["get_weather"] * 3
+    assert result.token_usage.total_tokens > 0
+    output = execution.output
+    assert output["state"]["visited"] == CITIES
+    assert output["events"][0]["author"] == "user" and output["events"][-1]["content"]["parts"] == [{"text": "All sunny."}]
+    recorded = journal[2].input
+    assert recorded["after"] == 1 and len(recorded["contents"]) == 2, "a model step records only the new contents"
+
+
+# --- replay ------------------------------------------------------------------------------------------------
+def _run_crashing(service: Service, fn: Any, prompt: str) -> str:
+    """Run ``fn`` until its tool crashes (the worker dies with it), then resume it with a fresh worker."""
+    execution = service.create_execution(Worker(service, [fn]).names[0], execution_input(prompt))
+    first = Worker(service, [fn], lease_seconds=30)
+    with pytest.raises(Crash):
+        first.run_once()
+    assert service.expire_leases([first.worker_id]), "the dead worker's lease is expired"
+    assert Worker(service, [fn], lease_seconds=30).run_once()
+    return execution.id
+
+
+def _comparable(output: dict[str, Any], tag: str) -> Any:
+    """An execution's output without what differs between executions: its id tag, event timestamps."""
+    events = [{k: v for k, v in event.items() if k != "timestamp"} for event in output["events"]]
+    return json.loads(json.dumps({**output, "events": events}).replace(tag, "TAG"))
+
+
+def _tag(output: dict[str, Any]) -> str:
+    found = re.match(r"e-(as[0-9a-f]{8})-\d+$", output["events"][0]["invocation_id"])
+    assert found, output["events"][0]["invocation_id"]
+    return found.group(1)
+
+
+@pytest.mark.parametrize("ids", [True, False], ids=["model-ids", "adk-ids"])
+def test_a_run_that_crashed_in_a_tool_resumes_with_the_state_and_events_of_an_uninterrupted_run(
+    ids: bool, monkeypatch: pytest.MonkeyPatch, service: Service, agents: list[Any]
+) -> None:
+    """Completed calls replay (their tools do not run again, their state changes are restored), the
+    user's callbacks see replayed calls as live ones, and the session ends as an uninterrupted run's."""
+    from google.adk.agents.callback_context import CallbackContext
+    from google.adk.models.llm_response import LlmResponse
+
+    def count(*, callback_context: CallbackContext, llm_response: LlmResponse) -> None:
+        callback_context.state["responses_seen"] = callback_context.state.get("responses_seen", 0) + 1
+
+    ran: list[str] = []
+    calm_ran: list[str] = []
+    with _gemini(monkeypatch, _weather_script(ids=ids)) as fake:
+        agent = _weather_agent(agents, ran, crash_at=("Rome", 1), after_model_callback=count)
+        crashed_id = _run_crashing(service, agent_function(agent), "Weather?")
+        requests = fake.requests
+        calm = _weather_agent(agents, calm_ran, after_model_callback=count)
+        calm_execution = service.create_execution("calm", execution_input("Weather?"))
+        assert Worker(service, [agent_function(calm, "calm")]).run_once()
+    crashed, uninterrupted = service.get_execution(crashed_id), service.get_execution(calm_execution.id)
+    assert crashed.status is ExecutionStatus.COMPLETED, crashed.error
+    assert ran == ["Paris", "Rome", "Rome", "Oslo"], "only the call in flight at the crash ran again"
+    assert model_turns(requests) == collections.Counter({1: 1, 2: 1, 3: 1, 4: 1}), "no model turn was asked twice"
+    assert crashed.output["state"] == {"visited": CITIES, "responses_seen": 4}
+    assert calm_ran == CITIES
+    assert _comparable(crashed.output, _tag(crashed.output)) == _comparable(
+        uninterrupted.output, _tag(uninterrupted.output)
+    )
+    journal = service.get_journal(crashed_id)
+    rome = [step for step in journal if step.kind == "tool" and step.input["arguments"] == {"city": "Rome"}]
+    assert [step.status for step in rome] == [StepStatus.COMPLETED], "one step, run again"
+
+
+def test_two_fresh_runs_of_an_agent_whose_model_gives_no_call_ids_have_the_same_step_keys(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, agents: list[Any]
+) -> None:
+    with _gemini(monkeypatch, _weather_script(ids=False)):
+        agent = _weather_agent(agents, [])
+        with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+            first = runtime.run(agent, "Weather?", idempotency_key="one")
+            second = runtime.run(agent, "Weather?", idempotency_key="two")
+            keys = [[step.key for step in runtime.client.get_journal(r.execution_id)] for r in (first, second)]
+            outputs = [runtime.client.get_execution(r.execution_id).output for r in (first, second)]
+    assert first.is_success and second.is_success
+    assert len(keys[0]) == 7 and keys[0] == keys[1]
+    tags = [_tag(output) for output in outputs]
+    assert tags[0] != tags[1], "ids differ between executions"
+    call_ids = [[p["function_call"]["id"] for e in o["events"] for p in e["content"]["parts"] if "function_call" in p]
+                for o in outputs]  # fmt: skip
+    assert len(call_ids[0]) == 3 and all(re.fullmatch(f"adk-{tags[0]}-\\d+", i) for i in call_ids[0]), call_ids
+    assert [i.replace(tags[1], tags[0]) for i in call_ids[1]] == call_ids[0]
+
+
+# --- bad input -------------------------------------------------------------------------------------------
+def test_something_that_is_not_an_adk_agent_is_refused_saying_what_is_expected(tmp_path: Path) -> None:
+    from google.adk.agents import LlmAgent
+
+    with pytest.raises(ConfigurationError, match="expected a Google ADK agent .* not object"):
+        agent_function(object())
+    with pytest.raises(ConfigurationError, match="not the class LlmAgent: create one"):
+        agent_function(LlmAgent)
+    with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+        with pytest.raises(ConfigurationError, match="Google ADK agent or App"):
+            runtime.start(object(), "hi")  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="on a prompt \\(text\\), not dict"):
+            runtime.start(LlmAgent(name="x", model="gemini-2.5-flash"), {"q": 1})
+
+
+@pytest.mark.parametrize("swallowed", [False, True], ids=["raised", "caught-by-a-callback"])
+def test_a_tool_whose_result_cannot_be_stored_fails_the_run_naming_the_tool(
+    swallowed: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, agents: list[Any]
+) -> None:
+    """Also when an ``on_tool_error_callback`` hands the error to the model: the result is lost."""
+    from google.adk.agents import LlmAgent
+
+    def make_thing(name: str) -> object:
+        """Make a thing."""
+        return object()
+
+    def answer_errors(**_: Any) -> dict[str, str]:
+        return {"error": "try something else"}
+
+    options = {"on_tool_error_callback": answer_errors} if swallowed else {}
+    script = [[("make_thing", {"name": "a"})], "made", "made"]
+    with _gemini(monkeypatch, script):
+        agent = LlmAgent(name="maker", model="gemini-2.5-flash", tools=[make_thing], **options)
+        agents.append(agent)
+        with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+            result = runtime.run(agent, "make one")
+    assert result.status is ExecutionStatus.FAILED
+    assert result.error is not None and "tool 'make_thing' returned a value that cannot be recorded" in result.error
