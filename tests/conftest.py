@@ -21,9 +21,15 @@ from agentspan.client import HttpClient
 from agentspan.runtime import Claim, Service, SQLiteStore
 from agentspan.testing import ServerHandle, serve_in_thread
 
-# CrewAI pins openai<3, so it is not in the main environment: its tests run in .ci/frameworks' one.
+# CrewAI pins openai<3 and Google ADK caps OpenTelemetry, so neither is in the main environment: their
+# tests run in .ci/frameworks' one.
 CREWAI_INSTALLED = importlib.util.find_spec("crewai") is not None
-collect_ignore_glob = [] if CREWAI_INSTALLED else ["test_crewai*.py"]
+GOOGLE_ADK_INSTALLED = (
+    importlib.util.find_spec("google") is not None and importlib.util.find_spec("google.adk") is not None
+)
+collect_ignore_glob = ([] if CREWAI_INSTALLED else ["test_crewai*.py"]) + (
+    [] if GOOGLE_ADK_INSTALLED else ["test_google_adk*.py"]
+)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from agentspan.adapters.google_adk import agent_function, execution_input
 from agentspan.agents import AgentRuntime, Message, ModelResponse, ToolCall
 from agentspan.client import HttpClient
 from agentspan.errors import ConfigurationError
-from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, Step, StepStatus
+from agentspan.runtime import ExecutionStatus, Service, Step, StepStatus
 from agentspan.testing import FakeOpenAIServer
 from agentspan.worker import Worker
 from agentspan.worker._aio import run_async
@@ -130,7 +130,9 @@ def test_an_llm_agent_with_a_function_tool_runs_through_runtime_run_each_call_a_
     assert result.token_usage.total_tokens > 0
     output = execution.output
     assert output["state"]["visited"] == CITIES
-    assert output["events"][0]["author"] == "user" and output["events"][-1]["content"]["parts"] == [{"text": "All sunny."}]
+    assert output["events"][0]["author"] == "user" and output["events"][-1]["content"]["parts"] == [
+        {"text": "All sunny."}
+    ]
     recorded = journal[2].input
     assert recorded["after"] == 1 and len(recorded["contents"]) == 2, "a model step records only the new contents"
 
@@ -252,3 +254,73 @@ def test_a_tool_whose_result_cannot_be_stored_fails_the_run_naming_the_tool(
             result = runtime.run(agent, "make one")
     assert result.status is ExecutionStatus.FAILED
     assert result.error is not None and "tool 'make_thing' returned a value that cannot be recorded" in result.error
+
+
+# --- a real crash -------------------------------------------------------------------------------------------
+def _worker(url: str, fake: FakeOpenAIServer, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    env.update(AGENT_LOG=str(log), GOOGLE_GEMINI_BASE_URL=fake.gemini_base_url, GOOGLE_API_KEY="test")
+    env.update(GOOGLE_GENAI_USE_ENTERPRISE="false", OTEL_SDK_DISABLED="true")
+    env.pop("GOOGLE_GENAI_USE_VERTEXAI", None)
+    env.pop("AGENTSPAN_SERVER_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentspan", "worker", "adk_program:researcher", "--server", url,
+         "--lease-seconds", "2", "--poll-seconds", "1", "--max-executions", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _tools_done(client: HttpClient, execution_id: str) -> set[str]:
+    return {
+        str(step.input["arguments"]["query"])
+        for step in client.get_journal(execution_id)
+        if step.kind == "tool" and step.status is StepStatus.COMPLETED
+    }
+
+
+@pytest.mark.slow
+def test_an_agent_killed_after_tool_call_18_of_20_resumes_at_19_in_a_fresh_worker(server: str, tmp_path: Path) -> None:
+    """``agentspan worker`` processes: the first is SIGKILLed once 18 tool calls are recorded; the second
+    repeats no completed model or tool call (at most the one in flight, with the same idempotency key),
+    and the run ends with the session state of an uninterrupted run."""
+    script = _calls_without_ids(
+        FakeOpenAIServer.research_script(20, "search", lambda i: {"query": f"q{i + 1}"}, answer="compared")
+    )
+    log = tmp_path / "tools.log"
+    name = "adk_researcher"
+    with FakeOpenAIServer(script) as fake, HttpClient(server) as client:
+        execution = client.create_execution(name, execution_input(adk_program.PROMPT))
+        run = kill_after_and_resume(
+            client, execution.id, fake, lambda: _worker(server, fake, log), lambda: _tools_done(client, execution.id)
+        )
+        total_requests = fake.request_count
+        calm = client.create_execution(name, execution_input(adk_program.PROMPT), idempotency_key="calm")
+        third = _worker(server, fake, tmp_path / "calm.log")
+        wait_until(lambda: client.get_execution(calm.id).status.is_terminal, "the uninterrupted run")
+        stop(third)
+        uninterrupted = client.get_execution(calm.id)
+
+    final = run.final
+    assert final.status is ExecutionStatus.COMPLETED, final.error
+    assert final.output["output"] == "compared"
+    lines = [line.split("\t") for line in log.read_text().splitlines()]
+    runs = collections.Counter(query for query, _, _ in lines)
+    assert set(runs) == {f"q{i}" for i in range(1, 21)}
+    for query in run.done_at_kill:
+        assert runs[query] == 1, f"tool call {query} completed before the kill but ran again"
+    again = [query for query, count in runs.items() if count > 1]
+    assert len(again) <= 1, f"only the call in flight at the kill may run again, not {again}"
+    for query in again:
+        assert len({key for q, key, _ in lines if q == query}) == 1, "the call in flight ran again with the same key"
+    assert all(count == 1 for count in model_turns(run.requests_before).values()), "worker 1 asked for no turn twice"
+    resumed_turns = model_turns(run.requests_after)
+    assert resumed_turns and min(resumed_turns) > len(run.done_at_kill), f"turns asked again: {sorted(resumed_turns)}"
+    assert total_requests <= 21 + 1, "every model turn was requested once (plus at most the one in flight)"
+    assert len({pid for _, _, pid in lines}) == 2, "two worker processes ran the tools"
+    assert final.output["state"] == {
+        "searched": [f"q{i}" for i in range(1, 21)], "responses_seen": 21, "results_seen": 20,
+    }  # fmt: skip
+    assert uninterrupted.status is ExecutionStatus.COMPLETED
+    assert _comparable(final.output, _tag(final.output)) == _comparable(
+        uninterrupted.output, _tag(uninterrupted.output)
+    )

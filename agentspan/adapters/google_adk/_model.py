@@ -104,7 +104,11 @@ def _recorded(state: RunState, request: dict[str, Any]) -> dict[str, Any]:
 
 
 async def model_call(
-    state: RunState, model: Any, wrapped: Callable[..., AsyncIterator[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    state: RunState,
+    model: Any,
+    wrapped: Callable[..., AsyncIterator[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> AsyncIterator[Any]:
     """``model.generate_content_async(*args, **kwargs)`` as a durable step (an async generator)."""
     raise_if_failed(state)
