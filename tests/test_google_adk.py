@@ -324,3 +324,90 @@ def test_an_agent_killed_after_tool_call_18_of_20_resumes_at_19_in_a_fresh_worke
     assert _comparable(final.output, _tag(final.output)) == _comparable(
         uninterrupted.output, _tag(uninterrupted.output)
     )
+
+
+# --- the CLI, deploy, streaming ----------------------------------------------------------------------------
+def _env(fake: FakeOpenAIServer, log: Path) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    env.update(AGENT_LOG=str(log), GOOGLE_GEMINI_BASE_URL=fake.gemini_base_url, GOOGLE_API_KEY="test")
+    env.update(GOOGLE_GENAI_USE_ENTERPRISE="false", OTEL_SDK_DISABLED="true")
+    env.pop("GOOGLE_GENAI_USE_VERTEXAI", None)
+    env.pop("AGENTSPAN_SERVER_URL", None)
+    return env
+
+
+def test_agentspan_run_runs_an_adk_agent_named_by_module_and_attribute(tmp_path: Path) -> None:
+    script = _calls_without_ids([[("search", {"query": "durable"})], "Durable execution records every step."])
+    log = tmp_path / "tools.log"
+    with FakeOpenAIServer(script) as fake:
+        done = subprocess.run(
+            [sys.executable, "-m", "agentspan", "run", "adk_program:researcher", "compare", "--db", str(tmp_path / "a.db")],
+            env=_env(fake, log), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Durable execution records every step." in done.stdout
+    assert "tool calls: 1" in done.stdout
+    assert [line.split("\t")[0] for line in log.read_text().splitlines()] == ["durable"]
+
+
+@pytest.mark.filterwarnings("ignore:SequentialAgent is deprecated:DeprecationWarning")
+def test_deploy_registers_an_adk_agent_tree_with_its_models_and_tools(tmp_path: Path) -> None:
+    from google.adk.agents import LlmAgent, SequentialAgent
+    from google.adk.apps import App
+
+    helper = adk_program.make_researcher("helper")
+    pipeline = SequentialAgent(name="pipeline", sub_agents=[helper, LlmAgent(name="writer", model="gemini-2.5-flash")])
+    with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+        definition = runtime.deploy(App(name="reports", root_agent=pipeline))
+    assert definition.name == "reports" and definition.kind == "agent"
+    assert definition.spec == {
+        "framework": "google-adk", "kind": "app", "name": "pipeline", "type": "SequentialAgent", "model": None,
+        "tools": [], "sub_agents": [
+            {"name": "helper", "type": "LlmAgent", "model": "gemini-2.5-flash", "tools": ["search"], "sub_agents": []},
+            {"name": "writer", "type": "LlmAgent", "model": "gemini-2.5-flash", "tools": [], "sub_agents": []},
+        ],
+    }  # fmt: skip
+
+
+def test_a_streamed_call_yields_its_partial_responses_live_and_a_replayed_one_its_final_response_once(
+    monkeypatch: pytest.MonkeyPatch, service: Service, agents: list[Any]
+) -> None:
+    from google.adk.agents.callback_context import CallbackContext
+    from google.adk.agents.run_config import RunConfig, StreamingMode
+    from google.adk.models.llm_response import LlmResponse
+
+    seen: list[list[bool]] = [[]]  # per attempt: whether each response the callback saw was partial
+
+    def watch(*, callback_context: CallbackContext, llm_response: LlmResponse) -> None:
+        seen[-1].append(bool(llm_response.partial))
+
+    ran: list[str] = []
+    intro = "Let me look up the weather in each of the three cities one after the other for you."
+    first = ModelResponse(
+        message=Message(role="assistant", content=intro, tool_calls=[ToolCall(id="", name="get_weather",
+                                                                              arguments='{"city": "Paris"}')])
+    )  # fmt: skip
+    script = [first, [("get_weather", {"city": "Rome"})], "Sunny in Paris and Rome."]
+    with _gemini(monkeypatch, _calls_without_ids(script)) as fake:
+        agent = _weather_agent(agents, ran, crash_at=("Rome", 1), after_model_callback=watch)
+        fn = agent_function(agent, run_config=RunConfig(streaming_mode=StreamingMode.SSE, max_llm_calls=10))
+        execution = service.create_execution("weather", execution_input("Weather?"))
+        worker = Worker(service, [fn], lease_seconds=30)
+        with pytest.raises(Crash):
+            worker.run_once()
+        assert service.expire_leases([worker.worker_id])
+        seen.append([])
+        assert Worker(service, [fn], lease_seconds=30).run_once()
+        requests = fake.requests
+    done = service.get_execution(execution.id)
+    assert done.status is ExecutionStatus.COMPLETED, done.error
+    assert done.output["output"] == "Sunny in Paris and Rome."
+    assert ran == ["Paris", "Rome", "Rome"] and done.output["state"]["visited"] == ["Paris", "Rome"]
+    assert all(request["stream"] for request in requests)
+    assert model_turns(requests) == collections.Counter({1: 1, 2: 1, 3: 1}), "no model turn was asked twice"
+    live, resumed = seen
+    assert live.count(True) > 1 and live[:2] == [True, True], "the first call's text streamed in parts"
+    assert resumed[:2] == [False, False], "each replayed call yields its final response, not its parts"
+    assert resumed[2:].count(True) > 0, "the live call after the resume streams again"
+    first_text = done.output["events"][1]["content"]["parts"][0]["text"]
+    assert first_text == intro
