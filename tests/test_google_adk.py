@@ -135,6 +135,7 @@ def test_an_llm_agent_with_a_function_tool_runs_through_runtime_run_each_call_a_
     ]
     recorded = journal[2].input
     assert recorded["after"] == 1 and len(recorded["contents"]) == 2, "a model step records only the new contents"
+    assert "config" not in recorded and "get_weather" in json.dumps(journal[0].input["config"]), "and a new config"
 
 
 # --- replay ------------------------------------------------------------------------------------------------
@@ -411,3 +412,34 @@ def test_a_streamed_call_yields_its_partial_responses_live_and_a_replayed_one_it
     assert resumed[2:].count(True) > 0, "the live call after the resume streams again"
     first_text = done.output["events"][1]["content"]["parts"][0]["text"]
     assert first_text == intro
+
+
+def test_an_app_runs_with_its_plugins_which_see_replayed_model_and_tool_calls_as_live_ones(
+    monkeypatch: pytest.MonkeyPatch, service: Service, agents: list[Any]
+) -> None:
+    from google.adk.apps import App
+    from google.adk.plugins.base_plugin import BasePlugin
+
+    class Counting(BasePlugin):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(name="counting")
+            self.seen: list[str] = []
+
+        async def after_model_callback(self, *, callback_context: Any, llm_response: Any) -> None:
+            self.seen.append("model")
+
+        async def after_tool_callback(self, *, tool: Any, tool_args: Any, tool_context: Any, result: Any) -> None:
+            self.seen.append(f"tool {tool_args['city']}")
+
+    plugin = Counting()
+    ran: list[str] = []
+    with _gemini(monkeypatch, _weather_script(2, ids=False)):
+        app = App(name="weather_app", root_agent=_weather_agent(agents, ran, crash_at=("Rome", 1)), plugins=[plugin])
+        execution_id = _run_crashing(service, agent_function(app), "Weather?")
+    done = service.get_execution(execution_id)
+    assert done.status is ExecutionStatus.COMPLETED, done.error
+    assert done.name == "weather_app"
+    assert ran == ["Paris", "Rome", "Rome"]
+    # The first attempt: model, Paris, model, then the crash in Rome; the second replays all of them.
+    assert plugin.seen == ["model", "tool Paris", "model"] + ["model", "tool Paris", "model", "tool Rome", "model"]
+    assert done.output["state"] == {"visited": ["Paris", "Rome"]}

@@ -86,8 +86,9 @@ def _request(model: Any, llm_request: Any) -> dict[str, Any]:
 def _recorded(state: RunState, request: dict[str, Any]) -> dict[str, Any]:
     """What a model step records of ``request``: the contents added since the previous model call in
     the same place (the same enclosing step, agent and model) when that call's contents are a prefix of
-    these (``after`` says how many came before), not the whole conversation again at every call. The
-    step's key still comes from the whole request."""
+    these (``after`` says how many came before), not the whole conversation again at every call, and
+    the config (system instruction, tools) only when it changed since that call. The step's key still
+    comes from the whole request."""
     contents = request["contents"]
     found = current_context()
     if found is None:
@@ -95,12 +96,16 @@ def _recorded(state: RunState, request: dict[str, Any]) -> dict[str, Any]:
     labels = request["config"].get("labels") or {}
     place = f"{found[1] or ''}\n{labels.get('adk_agent_name', '')}\n{request['model']}"
     prints = [fingerprint(content) for content in contents]
+    config = fingerprint(request["config"])
     with state.lock:
         previous = state.prompts.get(place)
-        state.prompts[place] = (len(contents), fingerprint(prints))
+        state.prompts[place] = (len(contents), fingerprint(prints), config)
     if previous is None or not 0 < previous[0] <= len(contents) or fingerprint(prints[: previous[0]]) != previous[1]:
         return request
-    return {**request, "contents": contents[previous[0] :], "after": previous[0]}
+    recorded = {**request, "contents": contents[previous[0] :], "after": previous[0]}
+    if previous[2] == config:
+        del recorded["config"]  # as in the previous call
+    return recorded
 
 
 async def model_call(

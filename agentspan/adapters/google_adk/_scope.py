@@ -33,9 +33,9 @@ class RunState:
     fatal: AgentspanError | None = None
     """An error that must end the run even if ADK would hand it to the model (a tool result that
     cannot be stored, caught by an ``on_tool_error_callback``)."""
-    prompts: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
+    prompts: dict[str, tuple[int, str, str]] = dataclasses.field(default_factory=dict)
     """Per place (enclosing step, agent and model): how many contents the last model call there was
-    sent, and their fingerprint; a model step records only the contents added since then."""
+    sent, their fingerprint and the config's; a model step records only what changed since then."""
     drawn: int = 0
     """How many ids were drawn so far."""
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
