@@ -443,3 +443,40 @@ def test_an_app_runs_with_its_plugins_which_see_replayed_model_and_tool_calls_as
     # The first attempt: model, Paris, model, then the crash in Rome; the second replays all of them.
     assert plugin.seen == ["model", "tool Paris", "model"] + ["model", "tool Paris", "model", "tool Rome", "model"]
     assert done.output["state"] == {"visited": ["Paris", "Rome"]}
+
+
+# AgentTool runs its agent with a Runner given plugins=, which ADK 2.x itself deprecates.
+@pytest.mark.filterwarnings("ignore:The `plugins` argument is deprecated:DeprecationWarning")
+def test_an_agent_tool_runs_its_agent_as_nested_steps_and_a_replay_of_it_keeps_the_ids_after_it(
+    monkeypatch: pytest.MonkeyPatch, service: Service, agents: list[Any]
+) -> None:
+    """A replayed ``AgentTool`` does not run its agent, which drew ids when it ran: the calls after it
+    still get the ids they had, so their records are found (the tool in ``Paris`` does not run again)."""
+    from google.adk.agents import LlmAgent
+    from google.adk.tools.agent_tool import AgentTool
+
+    ran: list[str] = []
+    helper = _weather_agent(agents, ran, name="helper")
+    helper.instruction = "You are the helper."
+    outer = _weather_agent(agents, ran, crash_at=("Rome", 1))
+    outer.tools.append(AgentTool(agent=helper))
+    assert isinstance(outer, LlmAgent)
+    script = [[("helper", {"request": "Oslo?"})], [("get_weather", {"city": "Paris"})],
+              [("get_weather", {"city": "Rome"})], "All sunny."]  # fmt: skip
+    inner = [[("get_weather", {"city": "Oslo"})], "Oslo is sunny."]
+    with FakeOpenAIServer(
+        _calls_without_ids(script), routes={"You are the helper.": _calls_without_ids(inner)}
+    ) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.gemini_base_url)
+        monkeypatch.setenv("GOOGLE_API_KEY", "test")
+        monkeypatch.setenv("GOOGLE_GENAI_USE_ENTERPRISE", "false")
+        execution_id = _run_crashing(service, agent_function(outer), "Weather?")
+        requests = fake.requests
+    done = service.get_execution(execution_id)
+    assert done.status is ExecutionStatus.COMPLETED, done.error
+    assert ran == ["Oslo", "Paris", "Rome", "Rome"], "only the call in flight at the crash ran again"
+    assert len(requests) == 6, "no model call was asked twice"
+    journal = service.get_journal(execution_id)
+    [agent_step] = [step for step in journal if step.kind == "tool" and step.name == "helper"]
+    nested = [(step.kind, step.name) for step in journal if step.parent == agent_step.key]
+    assert nested == [("llm", "gemini-2.5-flash"), ("tool", "get_weather"), ("llm", "gemini-2.5-flash")]

@@ -36,16 +36,22 @@ class RunState:
     prompts: dict[str, tuple[int, str, str]] = dataclasses.field(default_factory=dict)
     """Per place (enclosing step, agent and model): how many contents the last model call there was
     sent, their fingerprint and the config's; a model step records only what changed since then."""
-    drawn: int = 0
-    """How many ids were drawn so far."""
+    drawn: dict[str | None, int] = dataclasses.field(default_factory=dict)
+    """How many ids were drawn so far, per enclosing step (``None``: outside any step)."""
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def new_id(self) -> str:
-        """The next id: ``<tag>-<n>``, counted from 1 in each attempt, so a replay draws the same ids
-        in the same order as the run it replays (function-call ids, invocation ids, event ids)."""
+        """The next id, counted from 1 in each attempt, so a replay draws the same ids in the same order
+        as the run it replays (function-call ids, invocation ids, event ids): ``<tag>-<n>``, or
+        ``<tag>-<step>-<n>`` inside a step. Ids drawn inside a step (by the agent an ``AgentTool`` runs,
+        by a tool) are counted apart: a replayed step draws none, and the ids after it must not move."""
+        found = current_context()
+        parent = found[1] if found is not None else None
         with self.lock:
-            self.drawn += 1
-            return f"{self.tag}-{self.drawn}"
+            n = self.drawn[parent] = self.drawn.get(parent, 0) + 1
+        if parent is None:
+            return f"{self.tag}-{n}"
+        return f"{self.tag}-{hashlib.blake2b(parent.encode(), digest_size=3).hexdigest()}-{n}"
 
     def fail(self, exc: AgentspanError) -> None:
         """Remember the first error that must end the run."""
