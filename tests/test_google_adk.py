@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 pytest.importorskip("google.adk")
 
@@ -480,3 +481,45 @@ def test_an_agent_tool_runs_its_agent_as_nested_steps_and_a_replay_of_it_keeps_t
     [agent_step] = [step for step in journal if step.kind == "tool" and step.name == "helper"]
     nested = [(step.kind, step.name) for step in journal if step.parent == agent_step.key]
     assert nested == [("llm", "gemini-2.5-flash"), ("tool", "get_weather"), ("llm", "gemini-2.5-flash")]
+
+
+class Report(BaseModel):
+    city: str
+    weather: str
+
+
+def test_an_agent_with_an_output_schema_returns_its_answer_as_structured_output(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, agents: list[Any]
+) -> None:
+    """The request's schema is a class, which pydantic cannot dump as JSON: it is keyed by its JSON schema."""
+    from google.adk.agents import LlmAgent
+
+    with _gemini(monkeypatch, ['{"city": "Paris", "weather": "sunny"}']):
+        agent = LlmAgent(name="reporter", model="gemini-2.5-flash", output_schema=Report, output_key="report")
+        agents.append(agent)
+        with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+            result = runtime.run(agent, "Weather in Paris?")
+            [step] = runtime.client.get_journal(result.execution_id)
+            state = runtime.client.get_execution(result.execution_id).output["state"]
+    assert result.is_success, result.error
+    assert result.structured == {"city": "Paris", "weather": "sunny"}
+    assert state == {"report": {"city": "Paris", "weather": "sunny"}}
+    assert step.input["config"]["response_schema"]["schema"] == Report.model_json_schema()
+
+
+def test_parallel_calls_of_one_response_are_keyed_by_call_id_and_a_crash_in_one_repeats_only_it(
+    monkeypatch: pytest.MonkeyPatch, service: Service, agents: list[Any]
+) -> None:
+    ran: list[str] = []
+    script = [[("get_weather", {"city": city}) for city in CITIES], "All sunny."]
+    with _gemini(monkeypatch, _calls_without_ids(script)) as fake:
+        agent = _weather_agent(agents, ran, crash_at=("Oslo", 1))
+        execution_id = _run_crashing(service, agent_function(agent), "Weather?")
+        requests = fake.requests
+    done = service.get_execution(execution_id)
+    assert done.status is ExecutionStatus.COMPLETED, done.error
+    assert collections.Counter(ran) == {"Paris": 1, "Rome": 1, "Oslo": 2}
+    assert sorted(done.output["state"]["visited"]) == sorted(CITIES)
+    assert model_turns(requests) == collections.Counter({1: 1, 2: 1})
+    tools = [step for step in service.get_journal(execution_id) if step.kind == "tool"]
+    assert len(tools) == 3 and len({step.input["call_id"] for step in tools}) == 3

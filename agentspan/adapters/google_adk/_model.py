@@ -18,10 +18,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from google.adk.models.llm_response import LlmResponse
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from ...durable import run_step_async
 from ...durable._codec import Codec, fingerprint, to_json
 from ...durable._context import current_context
+from .._typed import model_path
 from ._scope import RunState, raise_if_failed
 
 __all__ = ["in_model", "model_call"]
@@ -71,13 +74,24 @@ def _usage(responses: Any) -> dict[str, int] | None:
     return found if any(found.values()) else None
 
 
+def _fallback(value: Any) -> Any:
+    """JSON for what a request holds that pydantic cannot dump: a class (an ``output_schema``) by its
+    path and JSON schema, anything else by its type (never by ``repr``, which may hold an address)."""
+    if isinstance(value, type):
+        if issubclass(value, BaseModel):
+            return {"class": model_path(value), "schema": value.model_json_schema()}
+        return model_path(value)
+    return f"<{model_path(type(value))}>"
+
+
 def _request(model: Any, llm_request: Any) -> dict[str, Any]:
     """What identifies the call: the model, the contents, the config (system instruction, tools,
     schema, labels) as JSON."""
     try:
         data = llm_request.model_dump(mode="json", exclude_none=True, exclude={"live_connect_config"})
     except Exception:  # a config holding something pydantic cannot dump as JSON (a response schema class)
-        data = to_json(llm_request.model_dump(exclude_none=True, exclude={"live_connect_config"}), "", check=False)
+        found = llm_request.model_dump(exclude_none=True, exclude={"live_connect_config"})
+        data = to_jsonable_python(found, fallback=_fallback, bytes_mode="base64")
     data["model"] = data.get("model") or str(getattr(model, "model", type(model).__name__))
     return {"model": data["model"], "contents": data.pop("contents", []), "config": data.get("config", {}),
             "request": {k: v for k, v in data.items() if k not in ("model", "config")}}  # fmt: skip
