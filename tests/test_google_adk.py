@@ -4,6 +4,7 @@ deterministic. The model is ADK's default Gemini model against the test's ``Fake
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import os
@@ -523,3 +524,46 @@ def test_parallel_calls_of_one_response_are_keyed_by_call_id_and_a_crash_in_one_
     assert model_turns(requests) == collections.Counter({1: 1, 2: 1})
     tools = [step for step in service.get_journal(execution_id) if step.kind == "tool"]
     assert len(tools) == 3 and len({step.input["call_id"] for step in tools}) == 3
+
+
+def test_a_tool_runs_only_once_the_model_response_that_asked_for_it_is_recorded(
+    service: Service, agents: list[Any]
+) -> None:
+    """Else a crash in between would ask the model again while the tool's record of the first answer
+    replays. The model is a user-defined class (patched when the run starts) that goes on working after
+    its last response, so the tools would run first if that response were handed on at once."""
+    from google.adk.agents import LlmAgent
+    from google.adk.models.base_llm import BaseLlm
+    from google.adk.models.llm_response import LlmResponse
+    from google.genai import types
+
+    from agentspan.durable import current_step
+
+    class SlowToClose(BaseLlm):  # type: ignore[misc]
+        model: str = "slow-to-close"
+
+        async def generate_content_async(self, llm_request: Any, stream: bool = False) -> Any:
+            answered = sum(1 for c in llm_request.contents for p in c.parts or [] if p.function_response)
+            if answered < 2:
+                call = types.FunctionCall(name="look", args={"query": "ab"[answered]})
+                yield LlmResponse(content=types.Content(role="model", parts=[types.Part(function_call=call)]))
+            else:
+                yield LlmResponse(content=types.Content(role="model", parts=[types.Part(text="done")]))
+            for _ in range(20):  # closing connections, say
+                await asyncio.sleep(0)
+
+    seen: list[list[StepStatus]] = []
+
+    def look(query: str) -> str:
+        """Look something up."""
+        step = current_step()
+        assert step is not None
+        seen.append([s.status for s in service.get_journal(step.execution_id) if s.kind == "llm"])
+        return "found"
+
+    agent = LlmAgent(name="looker", model=SlowToClose(), tools=[look])
+    service.create_execution("looker", execution_input("look twice"))
+    assert Worker(service, [agent_function(agent)]).run_once()
+    journal = service.get_journal(service.list_executions(name="looker").items[0].id)
+    assert [(step.kind, step.name) for step in journal][:2] == [("llm", "slow-to-close"), ("tool", "look")]
+    assert seen == [[StepStatus.COMPLETED], [StepStatus.COMPLETED] * 2]

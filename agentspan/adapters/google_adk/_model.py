@@ -7,7 +7,8 @@ below ADK's model callbacks, so the user's ``before_model_callback``, ``after_mo
 plugins run on a replayed response exactly as on a live one.
 
 A live streaming call (``RunConfig(streaming_mode=SSE)``) yields the model's partial responses as they
-arrive; a replayed call yields only its final responses, once.
+arrive, and its final response once the step is recorded; a replayed call yields only its final
+responses, once.
 """
 
 from __future__ import annotations
@@ -156,14 +157,19 @@ async def model_call(
     )
     step.add_done_callback(lambda _: responses.put_nowait(_DONE))
     live = False
+    held: list[Any] = []
     try:
         while (response := await responses.get()) is not _DONE:
             live = True
+            if held or not response.partial:
+                # Nothing acts on a final response (runs its tools) before it is on record: a crash in
+                # between would call the model again while the tools' records of its answer replay.
+                held.append(response)
+                continue
             yield response
         replayed = await step
     finally:
         if not step.done():
             step.cancel()
-    if not live:
-        for response in replayed:
-            yield response
+    for response in held if live else replayed:
+        yield response
