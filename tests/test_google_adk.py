@@ -567,3 +567,39 @@ def test_a_tool_runs_only_once_the_model_response_that_asked_for_it_is_recorded(
     journal = service.get_journal(service.list_executions(name="looker").items[0].id)
     assert [(step.kind, step.name) for step in journal][:2] == [("llm", "slow-to-close"), ("tool", "look")]
     assert seen == [[StepStatus.COMPLETED], [StepStatus.COMPLETED] * 2]
+
+
+@pytest.mark.filterwarnings("ignore:SequentialAgent is deprecated:DeprecationWarning")
+def test_a_sequential_agent_that_crashed_in_its_second_agent_replays_the_first_and_ends_as_an_uninterrupted_run(
+    monkeypatch: pytest.MonkeyPatch, service: Service, agents: list[Any]
+) -> None:
+    from google.adk.agents import SequentialAgent
+
+    def pipeline(ran: list[str], name: str, crash: bool) -> Any:
+        first = _weather_agent(agents, ran, name="forecaster")
+        first.instruction, first.output_key = "You forecast.", "forecast"
+        second = _weather_agent(agents, ran, name="checker", crash_at=("Rome", 1) if crash else None)
+        second.instruction = "You check."
+        return SequentialAgent(name=name, sub_agents=[first, second])
+
+    forecast = [[("get_weather", {"city": "Paris"})], "Paris: sunny."]
+    check = [[("get_weather", {"city": "Rome"})], "Checked: sunny."]
+    routes = {"You forecast.": _calls_without_ids(forecast), "You check.": _calls_without_ids(check)}
+    ran: list[str] = []
+    with FakeOpenAIServer(["unused"], routes=routes) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.gemini_base_url)
+        monkeypatch.setenv("GOOGLE_API_KEY", "test")
+        monkeypatch.setenv("GOOGLE_GENAI_USE_ENTERPRISE", "false")
+        crashed_id = _run_crashing(service, agent_function(pipeline(ran, "pipeline", True)), "Weather?")
+        requests = fake.request_count
+        calm = service.create_execution("calm", execution_input("Weather?"))
+        assert Worker(service, [agent_function(pipeline([], "pipeline", False), "calm")]).run_once()
+    crashed, uninterrupted = service.get_execution(crashed_id), service.get_execution(calm.id)
+    assert crashed.status is ExecutionStatus.COMPLETED, crashed.error
+    assert ran == ["Paris", "Rome", "Rome"]
+    assert requests == 4, "no model call was asked twice"
+    assert crashed.output["output"] == "Checked: sunny."
+    assert crashed.output["state"] == {"visited": ["Paris", "Rome"], "forecast": "Paris: sunny."}
+    assert _comparable(crashed.output, _tag(crashed.output)) == _comparable(
+        uninterrupted.output, _tag(uninterrupted.output)
+    )
