@@ -261,7 +261,7 @@ def test_inputs_that_are_not_an_object_are_refused_with_a_clear_error(runtime: R
         durable(flow, runtime=runtime).kickoff(["topic"])  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match=r"a flow's inputs are a JSON object.*not str"):
         flow_function(flow)("topic")
-    with pytest.raises(ConfigurationError, match=r"a Flow class: pass an instance"):
+    with pytest.raises(ConfigurationError, match=r"not the class ChoiceFlow: pass an instance"):
         durable(programs.ChoiceFlow, runtime=runtime)
     assert runtime.client.list_executions(name="ChoiceFlow").items == []
 

@@ -85,6 +85,9 @@ def test_runtime_run_returns_the_crew_output_and_its_parts(tmp_path: Path) -> No
         ("tool", "search"),
         ("llm", "gpt-4o-mini"),
     ]
+    first, second = (s.input for s in journal if s.kind == "llm")
+    assert "after" not in first and second["after"] == len(first["messages"]), "the second records only what it adds"
+    assert [m["role"] for m in second["messages"]] == ["assistant", "tool"]
 
 
 def test_bad_targets_and_inputs_get_clear_errors(tmp_path: Path) -> None:

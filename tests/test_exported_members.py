@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import pytest
 
@@ -28,6 +29,9 @@ EXPECTED = {
         "ModelSettings", "PendingApproval", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec",
         "Usage", "tool",
     ],
+    "agentspan.adapters.crewai": [
+        "DurableCrew", "crew_function", "durable", "execution_input", "install", "use_runtime",
+    ],
     "agentspan.adapters.langgraph": [
         "DurableGraph", "durable", "graph_function", "graph_input", "graph_name", "install", "use_runtime",
     ],
@@ -48,8 +52,16 @@ EXPECTED = {
 }  # fmt: skip
 
 
+NEEDS = {"agentspan.adapters.crewai": "crewai"}
+"""Adapters whose framework only one CI environment has: skipped where it is not installed (CrewAI pins
+openai<3, so it is in .ci/frameworks' environment, not the README's)."""
+
+
 @pytest.mark.parametrize("module_name", sorted(EXPECTED))
 def test_public_exports_are_frozen_and_sorted(module_name: str) -> None:
+    framework = NEEDS.get(module_name)
+    if framework is not None and importlib.util.find_spec(framework) is None:
+        pytest.skip(f"{framework} is not installed in this environment")
     module = importlib.import_module(module_name)
     assert module.__all__ == sorted(module.__all__), f"{module_name}.__all__ is not sorted"
     assert module.__all__ == EXPECTED[module_name]

@@ -122,6 +122,35 @@ def test_in_order_mode_answers_the_script_in_sequence() -> None:
     assert "no scripted reply for turn 2" in texts[2]["error"]["message"]
 
 
+def test_routes_answer_each_conversation_from_its_own_script_by_its_opening() -> None:
+    routes = {"You are Manager": [[("delegate", {"to": "writer"})], "all done"], "You are Writer": ["a poem"]}
+    with FakeOpenAIServer(routes=routes) as fake, httpx.Client() as client:
+
+        def ask(system: str, turns: int = 0) -> dict[str, Any]:
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": "go"}]
+            messages += [{"role": "assistant", "content": "x"}] * turns
+            return dict(_chat(client, fake.base_url, messages).json())
+
+        manager, writer, manager_again = ask("You are Manager."), ask("You are Writer."), ask("You are Manager.", 1)
+        stranger = ask("You are Nobody.")
+    assert manager["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "delegate"
+    assert writer["choices"][0]["message"]["content"] == "a poem"
+    assert manager_again["choices"][0]["message"]["content"] == "all done"
+    assert "matches none of the routes" in stranger["error"]["message"]
+
+
+def test_tool_call_ids_are_unique_across_routes() -> None:
+    routes = {"A": [[("t", {})]], "B": [[("t", {})]]}
+    with FakeOpenAIServer([[("t", {})]], routes=routes) as fake, httpx.Client() as client:
+        ids = [
+            _chat(client, fake.base_url, [{"role": "user", "content": text}]).json()["choices"][0]["message"][
+                "tool_calls"
+            ][0]["id"]
+            for text in ("A", "B", "neither")
+        ]
+    assert ids == ["call_2", "call_3", "call_1"]
+
+
 def test_a_scripted_error_is_answered_once_and_the_client_retries_into_the_reply(sleeps: list[float]) -> None:
     script = [FakeOpenAIServer.error(429, "slow down", retry_after=2), "after the wait"]
     with FakeOpenAIServer(script) as fake, OpenAIModel("gpt-4o-mini", base_url=fake.base_url) as model:

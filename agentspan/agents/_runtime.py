@@ -225,7 +225,8 @@ class AgentRuntime:
             execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
         self._say_if_resuming(execution)
         self._runtime.ensure_worker(fn)
-        return CrewHandle(ExecutionHandle(self.client, execution.id))
+        handle: AgentHandle = CrewHandle(ExecutionHandle(self.client, execution.id))
+        return handle
 
     def stream(
         self,
@@ -298,7 +299,8 @@ class AgentRuntime:
         if agent is not None and is_crewai(agent):
             from ..adapters.crewai._result import CrewHandle
 
-            return CrewHandle(self._runtime.handle(execution_id))
+            crew_handle: AgentHandle = CrewHandle(self._runtime.handle(execution_id))
+            return crew_handle
         output_type = agent.output_type if isinstance(agent, Agent) else None  # SDK agents: JSON, as start()
         return AgentHandle(self._runtime.handle(execution_id), output_type)
 
@@ -383,7 +385,8 @@ def durable_function(agent: Any, name: str | None = None) -> Callable[..., Any]:
     if is_crewai(agent):
         from ..adapters.crewai._entry import function_of
 
-        return function_of(agent, name)
+        fn: Callable[..., Any] = function_of(agent, name)
+        return fn
     return agent_function(agent)
 
 
@@ -395,7 +398,8 @@ def describe_framework_agent(agent: Any) -> dict[str, Any]:
     if is_crewai(agent):
         from ..adapters.crewai._entry import describe
 
-        return describe(agent)
+        spec: dict[str, Any] = describe(agent)
+        return spec
     model = getattr(agent, "model", None)
     instructions = getattr(agent, "instructions", None)
     return {

@@ -118,7 +118,9 @@ def _say_what_it_waits_for(runtime: AgentRuntime, name: str, handle: AgentHandle
     if note is not None and not local:
         _say(f"execution {execution.id} is running, {note}")
     elif execution.wait is not None:
-        _say(f"execution {execution.id} waits for {describe_wait(execution.wait.model_dump(mode='json'), execution.id)}")
+        _say(
+            f"execution {execution.id} waits for {describe_wait(execution.wait.model_dump(mode='json'), execution.id)}"
+        )
     elif not local and runtime.client.agent_status(name).workers == 0:
         _say(
             f"waiting for a worker that serves {name} (none connected); start one: {command_name()} worker module:agent"

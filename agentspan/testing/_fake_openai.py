@@ -1,4 +1,4 @@
-"""A fake OpenAI-compatible server: a real HTTP server on loopback that answers from a script."""
+"""A fake OpenAI-compatible (and Gemini) server: a real HTTP server on loopback that answers from a script."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from ..agents._types import ModelResponse
+from . import _gemini_wire as gemini
 from ._scripted import ScriptedReply, research_script, scripted_responses, with_usage
 
 __all__ = ["FakeOpenAIServer", "ScriptedError"]
@@ -60,8 +61,27 @@ class FakeOpenAIServer:
     the first request fail with 429 and its retry get ``"hi"``. A request for a turn past the script
     gets a 400 that says so. Usage the script does not set is estimated (four characters a token).
 
+    **Several conversations at once** (agents of one crew, a manager and its coworkers, tasks run in
+    parallel) each get their own script with ``routes``: ``{text: script}``. A request is answered
+    from the first route whose ``text`` occurs in its opening (the messages before the first
+    assistant message: the system prompt and the task), its turn counted in that conversation;
+    a request no route matches is answered from ``script``. With routes, ``by_turn`` must be true.
+
     ``stream: true`` is answered with Chat Completions SSE chunks (text word by word, tool-call
     arguments in two fragments, usage last when ``stream_options.include_usage`` is set).
+
+    **It speaks Gemini too.** ``POST /v1beta/models/{model}:generateContent`` and
+    ``:streamGenerateContent?alt=sse`` answer from the same script in Gemini's format, so google-genai
+    and Google ADK's default Gemini model run against it: give them :attr:`gemini_base_url` (the server
+    root, without ``/v1``; the client appends ``/v1beta/models/...``) as ``GOOGLE_GEMINI_BASE_URL`` or
+    ``HttpOptions(base_url=...)``, with any API key. The turn is the number of ``model`` contents in the
+    request; tool calls become ``functionCall`` parts carrying the script's ids (``call_1``...); streams
+    send the text in a few chunks, each function call whole, and ``finishReason`` and usage on the last
+    chunk. Scripted errors get Gemini error bodies (``{"error": {"code", "message", "status"}}``, 429 is
+    ``RESOURCE_EXHAUSTED``, with ``Retry-After`` when set). A Gemini request is recorded in
+    :attr:`requests` as its JSON body plus ``model`` (from the path), ``stream`` and ``messages`` (its
+    ``systemInstruction`` and ``contents`` in Chat Completions form), so the same assertions count turns
+    for both protocols.
 
     Usage::
 
@@ -70,23 +90,41 @@ class FakeOpenAIServer:
             ...
             assert fake.request_count == 4
 
+        with FakeOpenAIServer([[("get_weather", {"city": "Paris"})], "Sunny."]) as fake:
+            monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.gemini_base_url)
+            monkeypatch.setenv("GOOGLE_API_KEY", "test")
+            ...  # run an ADK LlmAgent(model="gemini-2.5-flash", tools=[get_weather])
+
     Args:
         script: The replies and scripted errors.
         by_turn: Choose replies by the conversation's turn (default) rather than in order.
         port: The loopback port to listen on (default 0: a free one).
+        routes: ``{text: script}``: requests whose opening contains ``text`` are answered from that
+            script (see above).
     """
 
     research_script = staticmethod(research_script)
 
     def __init__(
-        self, script: Iterable[ScriptedReply | ScriptedError] = (), *, by_turn: bool = True, port: int = 0
+        self,
+        script: Iterable[ScriptedReply | ScriptedError] = (),
+        *,
+        by_turn: bool = True,
+        port: int = 0,
+        routes: Mapping[str, Iterable[ScriptedReply | ScriptedError]] | None = None,
     ) -> None:
+        if routes and not by_turn:
+            raise ValueError("FakeOpenAIServer: routes choose replies by turn; they cannot be used with by_turn=False")
         self.by_turn = by_turn
         self._port = port
-        self._turns = _turns(script)
+        # Tool-call ids are numbered across the script and the routes, so they are unique in the server.
+        self._turns, numbered = _turns(script, 1)
+        self._routes: dict[str, list[_Turn]] = {}
+        for text, route in (routes or {}).items():
+            self._routes[str(text)], numbered = _turns(route, numbered)
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
-        self._errors_served: dict[int, int] = {}
+        self._errors_served: dict[tuple[str | None, int], int] = {}
         self._replies_served = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -146,14 +184,21 @@ class FakeOpenAIServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     @property
+    def gemini_base_url(self) -> str:
+        """The server root to give google-genai, ``http://127.0.0.1:PORT`` (``GOOGLE_GEMINI_BASE_URL`` or
+        ``HttpOptions(base_url=...)``): the client itself appends ``/v1beta/models/...``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def request_count(self) -> int:
-        """How many chat-completion requests arrived (retries and scripted errors included)."""
+        """How many model requests arrived, of either protocol (retries and scripted errors included)."""
         with self._lock:
             return len(self._requests)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """The JSON bodies of the chat-completion requests received, in arrival order (a copy)."""
+        """The JSON bodies of the model requests received, in arrival order (a copy); Gemini ones with
+        ``model``, ``stream`` and ``messages`` added (see the class docstring)."""
         with self._lock:
             return list(self._requests)
 
@@ -163,6 +208,9 @@ class FakeOpenAIServer:
         messages = body.get("messages")
         if not isinstance(messages, list):
             return ScriptedError(400, "'messages' must be a list"), 0
+        route = _route(self._routes, messages)
+        turns = self._turns if route is None else self._routes[route]
+        named = "" if route is None else f" of route {route!r}"
         with self._lock:
             self._requests.append(body)
             if self.by_turn:
@@ -171,19 +219,25 @@ class FakeOpenAIServer:
                 )
             else:
                 turn = self._replies_served
-            if turn >= len(self._turns):
+            if route is None and self._routes and not turns:
+                opening = json.dumps(messages[:2])[:300]
+                return ScriptedError(
+                    400, f"FakeOpenAIServer: the request matches none of the routes {list(self._routes)}: {opening}"
+                ), 0
+            if turn >= len(turns):
                 return ScriptedError(
                     400,
-                    f"FakeOpenAIServer has no scripted reply for turn {turn} (the script has {len(self._turns)} turns)",
+                    f"FakeOpenAIServer has no scripted reply for turn {turn} (the script{named} has {len(turns)}"
+                    " turns)",
                 ), 0
-            entry = self._turns[turn]
-            served = self._errors_served.get(turn, 0)
+            entry = turns[turn]
+            served = self._errors_served.get((route, turn), 0)
             if served < len(entry.errors):
-                self._errors_served[turn] = served + 1
+                self._errors_served[(route, turn)] = served + 1
                 return entry.errors[served], 0
             if entry.reply is None:
                 return ScriptedError(
-                    400, f"FakeOpenAIServer has no scripted reply for turn {turn} after its scripted errors"
+                    400, f"FakeOpenAIServer has no scripted reply for turn {turn}{named} after its scripted errors"
                 ), 0
             self._replies_served += 1
             number = self._replies_served
@@ -191,9 +245,13 @@ class FakeOpenAIServer:
         return with_usage(entry.reply, prompt, str(body.get("model") or "fake")), number
 
 
-def _turns(script: Iterable[ScriptedReply | ScriptedError]) -> list[_Turn]:
+def _turns(script: Iterable[ScriptedReply | ScriptedError], first_id: int) -> tuple[list[_Turn], int]:
+    """The script's turns, and the number of the next tool-call id after its own."""
     entries = list(script)
-    replies = iter(scripted_responses([entry for entry in entries if not isinstance(entry, ScriptedError)]))
+    responses = scripted_responses(
+        [entry for entry in entries if not isinstance(entry, ScriptedError)], first_id=first_id
+    )
+    replies = iter(responses)
     turns: list[_Turn] = []
     errors: list[ScriptedError] = []
     for entry in entries:
@@ -204,7 +262,22 @@ def _turns(script: Iterable[ScriptedReply | ScriptedError]) -> list[_Turn]:
             errors = []
     if errors:
         turns.append(_Turn(errors, None))
-    return turns
+    return turns, first_id + sum(len(response.message.tool_calls) for response in responses)
+
+
+def _route(routes: Mapping[str, list[_Turn]], messages: list[Any]) -> str | None:
+    """The first route whose text occurs in the conversation's opening (before its first assistant message)."""
+    if not routes:
+        return None
+    opening = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "assistant":
+            break
+        opening.append(_content_text(message.get("content")))
+    text = "\n".join(opening)
+    return next((route for route in routes if route in text), None)
 
 
 def _content_text(content: Any) -> str:
@@ -260,6 +333,12 @@ def _tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
 
 
 # --- HTTP -----------------------------------------------------------------------------------------------
+_ROUTES = (
+    "FakeOpenAIServer serves POST /v1/chat/completions and POST /v1beta/models/{model}:generateContent "
+    "or :streamGenerateContent?alt=sse (give google-genai gemini_base_url, without /v1)"
+)
+
+
 class _Server(ThreadingHTTPServer):
     # Handler threads are daemons so an unstopped server never blocks interpreter exit; stop() cuts
     # their connections and joins them itself.
@@ -317,13 +396,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        self._send_error(ScriptedError(404, f"FakeOpenAIServer serves POST /v1/chat/completions, not GET {self.path}"))
+        self._send_error(ScriptedError(404, f"{_ROUTES}, not GET {self.path}"))
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if (route := gemini.route(self.path)) is not None:
+            self._post_gemini(route, raw)
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
-            self._send_error(ScriptedError(404, f"FakeOpenAIServer serves POST /v1/chat/completions, not {self.path}"))
+            self._send_error(ScriptedError(404, f"{_ROUTES}, not {self.path}"))
             return
         try:
             body = json.loads(raw)
@@ -343,6 +425,35 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_stream(_chunks(answer, number, include_usage))
         else:
             self._send_json(200, _completion(answer, number))
+
+    def _post_gemini(self, route: gemini.GeminiRoute, raw: bytes) -> None:
+        try:
+            body = gemini.chat_request(json.loads(raw), route)
+        except ValueError as exc:
+            self._send_gemini_error(ScriptedError(400, f"not a Gemini generateContent request: {exc}"))
+            return
+        if route.stream and not route.sse:
+            self._send_gemini_error(ScriptedError(400, "FakeOpenAIServer streams Gemini answers only with ?alt=sse"))
+            return
+        answer, number = self.server.fake._answer(body)
+        if isinstance(answer, ScriptedError):
+            self._send_gemini_error(answer)
+            return
+        try:
+            chunks = (
+                list(gemini.response_chunks(answer, number)) if route.stream else [gemini.response_body(answer, number)]
+            )
+        except ValueError as exc:
+            self._send_gemini_error(ScriptedError(500, str(exc)))
+            return
+        if route.stream:
+            self._send_stream(iter(chunks), done=False)  # Gemini's SSE has no [DONE] sentinel
+        else:
+            self._send_json(200, chunks[0])
+
+    def _send_gemini_error(self, error: ScriptedError) -> None:
+        headers = {} if error.retry_after is None else {"Retry-After": f"{error.retry_after:g}"}
+        self._send_json(error.status, gemini.error_body(error.status, error.message), headers)
 
     def _send_error(self, error: ScriptedError) -> None:
         kind = (
@@ -365,13 +476,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_stream(self, chunks: Iterator[dict[str, Any]]) -> None:
+    def _send_stream(self, chunks: Iterator[dict[str, Any]], done: bool = True) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        events = [f"data: {json.dumps(chunk)}\n\n" for chunk in chunks] + ["data: [DONE]\n\n"]
+        events = [f"data: {json.dumps(chunk)}\n\n" for chunk in chunks] + (["data: [DONE]\n\n"] if done else [])
         for event in events:
             data = event.encode()
             self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")

@@ -18,14 +18,15 @@ ScriptedReply: TypeAlias = ModelResponse | str | Sequence[tuple[str, Mapping[str
 of ``(tool_name, arguments)`` pairs (one assistant message asking for those tool calls)."""
 
 
-def scripted_responses(replies: Iterable[ScriptedReply]) -> list[ModelResponse]:
+def scripted_responses(replies: Iterable[ScriptedReply], *, first_id: int = 1) -> list[ModelResponse]:
     """The replies as :class:`ModelResponse` objects.
 
-    Tool calls written as ``(tool_name, arguments)`` get the ids ``call_1``, ``call_2``... numbered
-    across the whole script, so the same script always produces the same ids (in any process).
+    Tool calls written as ``(tool_name, arguments)`` get the ids ``call_1``, ``call_2``... (from
+    ``call_<first_id>``) numbered across the whole script, so the same script always produces the same
+    ids (in any process).
     """
     responses: list[ModelResponse] = []
-    numbered = 0
+    numbered = first_id - 1
     for position, reply in enumerate(replies):
         if isinstance(reply, ModelResponse):
             responses.append(reply)

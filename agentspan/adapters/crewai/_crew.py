@@ -17,6 +17,7 @@ from typing import Any
 
 from crewai import Crew
 from crewai.crews.crew_output import CrewOutput
+from crewai.llms.base_llm import BaseLLM
 
 from ...durable import FunctionDefinition, run_step
 from ...durable._codec import Codec, to_json
@@ -92,8 +93,29 @@ class _CrewOutputCodec(Codec):
 _CREW_OUTPUT = _CrewOutputCodec()
 
 
+_LLM_FIELDS = ("llm", "function_calling_llm", "manager_llm", "planning_llm")
+
+
+def _own_token_counters(run: Crew) -> None:
+    """Give the LLMs of a crew's copy token counters of their own, starting from zero.
+
+    ``Crew.copy()`` copies each LLM but not its counters: every copy adds to the same ones, so a run's
+    ``token_usage`` would include every run of the crew this process made before it (and those running
+    beside it), and a resumed run would report less than the same run uninterrupted. LLMs that shared
+    counters in the crew share the new ones, so a run reports what the crew's first kickoff would.
+    """
+    fresh: dict[int, dict[str, int]] = {}
+    for owner in (run, *run.agents, run.manager_agent):
+        for field in _LLM_FIELDS:
+            llm = vars(owner).get(field) if owner is not None else None  # not getattr: deprecated fields warn
+            counters = getattr(llm, "_token_usage", None)
+            if isinstance(llm, BaseLLM) and isinstance(counters, dict):
+                llm._token_usage = fresh.setdefault(id(counters), dict.fromkeys(counters, 0))
+
+
 def _kickoff(crew: Crew, inputs: dict[str, Any], mode: str) -> CrewOutput:
     run = crew.copy()
+    _own_token_counters(run)
     found = asyncio.run(run.akickoff(inputs=inputs)) if mode == "akickoff" else run.kickoff(inputs=inputs)
     if not isinstance(found, CrewOutput):  # a streaming crew (stream=True): run the stream to its end
         for _ in found:

@@ -57,10 +57,12 @@ def durable(target: Any, *, runtime: Any = None, name: str | None = None) -> Any
 
     if is_flow(target):
         return DurableFlow(target, found, name)
-    raise ConfigurationError(
-        f"durable() takes a CrewAI Crew or Flow instance, not {type(target).__name__}"
-        + (" (a Flow class: pass an instance, durable(MyFlow()))" if isinstance(target, type) else "")
-    )
+    if isinstance(target, type):
+        raise ConfigurationError(
+            f"durable() takes a CrewAI Crew or Flow instance, not the class {target.__name__}: pass an instance,"
+            f" e.g. durable({target.__name__}(...))"
+        )
+    raise ConfigurationError(f"durable() takes a CrewAI Crew or Flow instance, not {type(target).__name__}")
 
 
 def start(runtime: Runtime, fn: Callable[..., Any], data: dict[str, Any]) -> ExecutionHandle:

@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ...durable import run_step, run_step_async
-from ...durable._codec import Codec, to_json
-from ...durable._context import current_step_info
+from ...durable._codec import Codec, fingerprint, to_json
+from ...durable._context import current_context, current_step_info
 from .._typed import decode_typed, encode_typed, model_path
+from ._scope import current_run
 
 __all__ = ["in_model", "instructor_call", "model_call", "model_call_async"]
 
@@ -163,6 +164,27 @@ def _request(llm: Any, call: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _recorded(request: dict[str, Any]) -> dict[str, Any]:
+    """What a model step records of ``request``: the messages added since the previous model call in
+    the same place (the same enclosing step and model) when that call's messages are a prefix of these
+    (``after`` says how many came before), not the whole conversation again at every call. The step's
+    key still comes from the whole request."""
+    messages = request["messages"]
+    state = current_run()
+    found = current_context()
+    if state is None or found is None or not isinstance(messages, list):
+        return request
+    place = f"{found[1] or ''}\n{request['model']}"
+    prints = [fingerprint(message) for message in messages]
+    whole = fingerprint(prints)
+    with state.lock:
+        previous = state.prompts.get(place)
+        state.prompts[place] = (len(messages), whole)
+    if previous is None or not 0 < previous[0] <= len(messages) or fingerprint(prints[: previous[0]]) != previous[1]:
+        return request
+    return {**request, "messages": messages[previous[0] :], "after": previous[0]}
+
+
 def _usage_snapshot(llm: Any) -> dict[str, int]:
     counters = getattr(llm, "_token_usage", None)
     if not isinstance(counters, dict):
@@ -200,7 +222,9 @@ def model_call(llm: Any, wrapped: Callable[..., Any], args: tuple[Any, ...], kwa
             _IN_MODEL.reset(token)
         return _Outcome(_normalised(value), _usage_since(llm, before))
 
-    outcome: _Outcome = run_step("llm", request["model"], request, call, codec=_RESPONSE, usage_of=_usage_of)
+    outcome: _Outcome = run_step(
+        "llm", request["model"], _recorded(request), call, codec=_RESPONSE, usage_of=_usage_of, identity=request
+    )
     _count_replayed(llm, outcome, ran)
     return outcome.value
 
@@ -223,7 +247,7 @@ async def model_call_async(
         return _Outcome(_normalised(value), _usage_since(llm, before))
 
     outcome: _Outcome = await run_step_async(
-        "llm", request["model"], request, call, codec=_RESPONSE, usage_of=_usage_of
+        "llm", request["model"], _recorded(request), call, codec=_RESPONSE, usage_of=_usage_of, identity=request
     )
     _count_replayed(llm, outcome, ran)
     return outcome.value

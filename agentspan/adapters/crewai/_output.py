@@ -33,10 +33,10 @@ def crew_output_json(output: CrewOutput) -> dict[str, Any]:
     value = output.model_dump(mode="json")
     # pydantic dumps a field typed ``BaseModel`` by that type (as {}): dump each output by its own class.
     if output.pydantic is not None:
-        value["pydantic"] = output.pydantic.model_dump(mode="json")
+        value["pydantic"] = output.pydantic.model_dump(mode="json", by_alias=True)
     for index, task in enumerate(output.tasks_output):
         if task.pydantic is not None:
-            value["tasks_output"][index]["pydantic"] = task.pydantic.model_dump(mode="json")
+            value["tasks_output"][index]["pydantic"] = task.pydantic.model_dump(mode="json", by_alias=True)
     return {"value": to_json(value, "the crew's output"), "models": _pydantic_classes(output)}
 
 
