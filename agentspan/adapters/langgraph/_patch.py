@@ -21,16 +21,12 @@ runs ``run`` in an executor, a model called by a tool) is part of the outer step
 from __future__ import annotations
 
 import contextvars
-import importlib
-import importlib.metadata
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-import wrapt
-
 from ...durable import run_step, run_step_async
 from ...durable._context import current_context
+from .._patching import Patches
 from ._keys import RunState, current_run, model_request, tool_request
 from ._serde import CHAT_RESULT, CHUNKS, VALUE, usage_of
 
@@ -39,9 +35,7 @@ __all__ = ["install", "installed", "unpatch"]
 T = TypeVar("T")
 
 _inside: contextvars.ContextVar[bool] = contextvars.ContextVar("agentspan_langgraph_inside", default=False)
-_lock = threading.Lock()
-_ABSENT = object()
-_patched: list[tuple[Any, str, Any]] = []  # (owner, attribute, what its __dict__ held, or _ABSENT) to undo
+_patches = Patches("LangChain", "langchain-core", "langchain-core 1.x")
 
 
 def _active() -> RunState | None:
@@ -198,56 +192,22 @@ _POINTS: tuple[tuple[str, str, Callable[..., Any]], ...] = (
 )
 
 
-def _unsupported(problem: str) -> RuntimeError:
-    try:
-        version = importlib.metadata.version("langchain-core")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source checkout of LangChain
-        version = "unknown"
-    return RuntimeError(
-        f"agentspan cannot make this LangChain (langchain-core {version}) durable: {problem}. "
-        "The adapter supports langchain-core 1.x."
-    )
-
-
-def _resolve(module_name: str, path: str) -> tuple[Any, str]:
-    """The owner of the patched attribute and its name; a ``RuntimeError`` naming the point if absent."""
-    try:
-        owner: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise _unsupported(f"module {module_name} not found") from exc
-    *parents, attribute = path.split(".")
-    for part in parents:
-        owner = getattr(owner, part, None)
-        if owner is None:
-            raise _unsupported(f"{module_name}.{path} not found")
-    if not callable(getattr(owner, attribute, None)):
-        raise _unsupported(f"{module_name}.{path} not found")
-    return owner, attribute
-
-
 def installed() -> bool:
     """Whether the hooks are in place in this process."""
-    return bool(_patched)
+    return _patches.installed
 
 
 def install() -> None:
     """Put the hooks in place (once per process; later calls do nothing)."""
-    with _lock:
-        if _patched:
+    with _patches.lock:
+        if _patches.installed:
             return
-        resolved = [(_resolve(module_name, path), wrapper) for module_name, path, wrapper in _POINTS]
-        for (owner, attribute), wrapper in resolved:  # all found: patch them
-            original = vars(owner).get(attribute, _ABSENT)
-            wrapt.wrap_function_wrapper(owner, attribute, wrapper)
-            _patched.append((owner, attribute, original))
+        resolved = [(_patches.resolve(module_name, path), wrapper) for module_name, path, wrapper in _POINTS]
+        for found, wrapper in resolved:  # all found: patch them
+            assert found is not None  # required points raise instead
+            _patches.wrap(*found, wrapper)
 
 
 def unpatch() -> None:
     """Undo every hook (for tests that compare with LangChain unpatched); :func:`install` puts them back."""
-    with _lock:
-        while _patched:
-            owner, attribute, original = _patched.pop()
-            if original is _ABSENT:
-                delattr(owner, attribute)
-            else:
-                setattr(owner, attribute, original)
+    _patches.undo()

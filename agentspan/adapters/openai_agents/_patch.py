@@ -21,26 +21,21 @@ rather than letting models run without being recorded. A module of the SDK that 
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import sys
-import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import wrapt
 from agents.tool import FunctionTool
 
+from .._patching import Patches
 from ._model import DurableModel, durable_model
 from ._scope import active
 from ._tools import durable_tool
 
 __all__ = ["install", "installed", "unpatch"]
 
-_lock = threading.Lock()
-_ABSENT = object()
-_patched: list[tuple[Any, str, Any]] = []  # (owner, attribute, what its __dict__ held, or _ABSENT) to undo
+_patches = Patches("OpenAI Agents SDK", "openai-agents", "openai-agents 0.20 to 0.24")
 
 
 # --- wrappers ------------------------------------------------------------------------------------------------
@@ -75,45 +70,12 @@ _POINTS: tuple[tuple[str, str, Callable[..., Any], bool], ...] = (
 _GET_MODEL_MODULES = {module_name for module_name, path, _, _ in _POINTS if path == "get_model"}
 
 
-def _unsupported(problem: str) -> RuntimeError:
-    try:
-        version = importlib.metadata.version("openai-agents")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source checkout of the SDK
-        version = "unknown"
-    return RuntimeError(
-        f"agentspan cannot make this OpenAI Agents SDK (openai-agents {version}) durable: {problem}. "
-        "The adapter supports openai-agents 0.20 to 0.24."
-    )
-
-
-def _resolve(module_name: str, path: str, required: bool) -> tuple[Any, str] | None:
-    """The owner of the patched attribute and its name, or ``None`` for an optional point that is absent."""
-    try:
-        owner: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        if required:
-            raise _unsupported(f"module {module_name} not found") from exc
-        return None
-    *parents, attribute = path.split(".")
-    for part in parents:
-        owner = getattr(owner, part, None)
-        if owner is None:
-            if required:
-                raise _unsupported(f"{module_name}.{path} not found")
-            return None
-    if not callable(getattr(owner, attribute, None)):
-        if required:
-            raise _unsupported(f"{module_name}.{path} not found")
-        return None
-    return owner, attribute
-
-
 def _resolve_all() -> list[tuple[Any, str, Callable[..., Any]]]:
     """Every point to patch with its wrapper; a ``RuntimeError`` naming the first one that is not as expected."""
     found: list[tuple[Any, str, Callable[..., Any]]] = []
     original: Any = None  # the function every get_model point must bind
     for module_name, path, wrapper, required in _POINTS:
-        target = _resolve(module_name, path, required)
+        target = _patches.resolve(module_name, path, required)
         if target is None:
             continue
         owner, attribute = target
@@ -123,7 +85,9 @@ def _resolve_all() -> list[tuple[Any, str, Callable[..., Any]]]:
                 original = bound
             elif bound is not original:
                 if required:
-                    raise _unsupported(f"{module_name} does not resolve models with {_GET_MODEL_HOME}.get_model")
+                    raise _patches.unsupported(
+                        f"{module_name} does not resolve models with {_GET_MODEL_HOME}.get_model"
+                    )
                 continue
         found.append((owner, attribute, wrapper))
     unknown = sorted(
@@ -133,32 +97,24 @@ def _resolve_all() -> list[tuple[Any, str, Callable[..., Any]]]:
         and isinstance(module, ModuleType) and vars(module).get("get_model") is original
     )  # fmt: skip
     if unknown:
-        raise _unsupported(f"{', '.join(unknown)} also resolves models with {_GET_MODEL_HOME}.get_model")
+        raise _patches.unsupported(f"{', '.join(unknown)} also resolves models with {_GET_MODEL_HOME}.get_model")
     return found
 
 
 def installed() -> bool:
     """Whether the patches are in place in this process."""
-    return bool(_patched)
+    return _patches.installed
 
 
 def install() -> None:
     """Make the SDK's model and tool resolution durable inside Agentspan runs (idempotent)."""
-    with _lock:
-        if _patched:
+    with _patches.lock:
+        if _patches.installed:
             return
         for owner, attribute, wrapper in _resolve_all():  # all found: patch them
-            original = vars(owner).get(attribute, _ABSENT)
-            wrapt.wrap_function_wrapper(owner, attribute, wrapper)
-            _patched.append((owner, attribute, original))
+            _patches.wrap(owner, attribute, wrapper)
 
 
 def unpatch() -> None:
     """Undo every patch (for tests that compare with the SDK unpatched); :func:`install` puts them back."""
-    with _lock:
-        while _patched:
-            owner, attribute, original = _patched.pop()
-            if original is _ABSENT:
-                delattr(owner, attribute)
-            else:
-                setattr(owner, attribute, original)
+    _patches.undo()
