@@ -265,3 +265,35 @@ def test_the_planner_model_calls_are_steps_too(tmp_path: Path) -> None:
     assert len(model_steps) == requests == 3, "every model request, the planner's too, is a step"
     parents = {s.parent.split(":")[0] for s in model_steps if s.parent}
     assert parents == {"Task Execution Planner", "writer"}, parents
+
+
+@pytest.mark.slow
+def test_agentspan_run_shows_the_draft_under_review_and_finishes_once_it_is_accepted(tmp_path: Path) -> None:
+    log, err = tmp_path / "tools.log", tmp_path / "run.err"
+    with FakeOpenAIServer([[("search", {"query": "AI"})], "draft one"]) as fake:
+        env = {**_env(fake, log), "AGENTSPAN_DB": str(tmp_path / "cli.db")}
+        command = [
+            sys.executable,
+            "-m",
+            "agentspan",
+            "run",
+            "test_crewai_runtime:writers",
+            "--inputs",
+            '{"topic": "AI"}',
+        ]
+        with open(err, "w") as stderr:
+            run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            wait_until(lambda: "asks for review of: draft one" in err.read_text(), "the draft shown for review")
+            execution_id = err.read_text().split("executions respond ")[1].split()[0]
+            respond = [sys.executable, "-m", "agentspan", "executions", "respond", execution_id]
+            answered = subprocess.run(respond, env=env, capture_output=True, text=True, timeout=60)
+            out, _ = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    assert answered.returncode == 0, answered.stderr
+    assert run.returncode == 0, err.read_text()
+    assert "draft one" in out
+    assert "writer asks for review of: draft one" in err.read_text()

@@ -479,7 +479,7 @@ def test_a_graph_with_its_own_checkpointer_resumes_from_the_run_start(service: S
 def test_outside_an_agentspan_run_the_hooks_are_inert() -> None:
     lg.install()
     lg.install()  # idempotent
-    assert BaseChatModel._generate_with_cache.__module__ == "agentspan.adapters.langgraph._patch"
+    assert vars(BaseChatModel)["_generate_with_cache"]._self_wrapper.__module__ == "agentspan.adapters.langgraph._patch"
     graph = loop_graph(research(2))
     first = graph.invoke(PROMPT)
     second = graph.invoke(PROMPT)

@@ -198,27 +198,13 @@ class AgentRuntime:
         from ..adapters.langgraph._result import GraphHandle
 
         fn = graph_function(graph, name)
-        function_name = FunctionDefinition.of(fn).name
-        data = execution_input(value, config)
-        execution = None if idempotency_key else self._unfinished(function_name, data)
-        if execution is None:
-            execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
-        self._say_if_resuming(execution)
-        self._runtime.ensure_worker(fn)
-        return GraphHandle(ExecutionHandle(self.client, execution.id))
+        return GraphHandle(self._start_function(fn, execution_input(value, config), idempotency_key))
 
     def _start_openai_agent(self, agent: Any, value: Any, idempotency_key: str | None, name: str | None) -> AgentHandle:
         from ..adapters.openai_agents._agent import agent_function, execution_input
 
         fn = agent_function(agent, name)
-        function_name = FunctionDefinition.of(fn).name
-        data = execution_input(value)
-        execution = None if idempotency_key else self._unfinished(function_name, data)
-        if execution is None:
-            execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
-        self._say_if_resuming(execution)
-        self._runtime.ensure_worker(fn)
-        return AgentHandle(ExecutionHandle(self.client, execution.id))
+        return AgentHandle(self._start_function(fn, execution_input(value), idempotency_key))
 
     def _start_google_adk(self, target: Any, value: Any, idempotency_key: str | None, name: str | None) -> AgentHandle:
         from ..adapters.google_adk._entry import execution_input_of, function_of
@@ -238,15 +224,21 @@ class AgentRuntime:
         from ..adapters.crewai._result import CrewHandle
 
         fn = function_of(target, name)
+        handle: AgentHandle = CrewHandle(self._start_function(fn, execution_input_of(target, inputs), idempotency_key))
+        return handle
+
+    def _start_function(
+        self, fn: Callable[..., Any], data: dict[str, Any], idempotency_key: str | None
+    ) -> ExecutionHandle:
+        """Resume the unfinished execution of ``fn`` on ``data`` (unless a key is given), else start one;
+        served by a worker thread of this process."""
         function_name = FunctionDefinition.of(fn).name
-        data = execution_input_of(target, inputs)
         execution = None if idempotency_key else self._unfinished(function_name, data)
         if execution is None:
             execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
         self._say_if_resuming(execution)
         self._runtime.ensure_worker(fn)
-        handle: AgentHandle = CrewHandle(ExecutionHandle(self.client, execution.id))
-        return handle
+        return ExecutionHandle(self.client, execution.id)
 
     def stream(
         self,

@@ -116,7 +116,7 @@ class Follower:
             case "step.suspended":
                 return f"  ⏸ {kind} waits"
             case "execution.waiting":
-                return f"waiting for {describe_wait(data, self.execution_id)}"
+                return f"waiting for {describe_wait(data, self.execution_id)}" + self._asked(data.get("signal"))
             case "execution.released":
                 return "handed back by its worker (it stopped); the next worker resumes it"
             case "lease.expired":
@@ -134,6 +134,20 @@ class Follower:
             case "execution.cancelled":
                 return "cancelled"
         return None
+
+    def _asked(self, signal: Any) -> str:
+        """For a human-input wait, what the human is shown (the agent's draft, a flow method's output)."""
+        if not isinstance(signal, str) or not signal.startswith(HUMAN_PREFIX):
+            return ""
+        for step in reversed(self.client.get_journal(self.execution_id)):
+            if step.kind == "human" and isinstance(step.input, dict) and step.input.get("signal") == signal:
+                details = step.input
+                shown = details.get("draft", details.get("output"))
+                who = details.get("agent") or details.get("method")
+                if shown is None:
+                    return ""
+                return f"\n{self.prefix}  {who or 'it'} asks for review of: {_short(shown, 300)}"
+        return ""
 
     def _claimed(self, worker_id: str) -> str:
         journal = self.client.get_journal(self.execution_id)

@@ -31,7 +31,7 @@ from .._default_runtime import default_runtime
 from ._crew import crew_function, execution_input, is_crew
 from ._output import crew_output_of
 
-__all__ = ["DurableCrew", "durable", "outcome", "start"]
+__all__ = ["DurableCrew", "DurableTarget", "durable", "outcome", "start"]
 
 
 def _runtime_of(runtime: Any) -> Runtime | None:
@@ -97,30 +97,38 @@ def outcome(handle: ExecutionHandle) -> Any:
         after = events[-1].id if events else after
 
 
-class DurableCrew:
-    """A crew whose kickoffs are durable executions; see :func:`durable`."""
+class DurableTarget:
+    """What a durable crew and a durable flow share: the runtime, the run name, the target's attributes."""
 
-    def __init__(self, crew: Any, runtime: Runtime | None, name: str | None) -> None:
-        self.crew = crew
-        """The crew itself."""
+    def __init__(self, target: Any, runtime: Runtime | None, fn: Callable[..., Any]) -> None:
+        self._target = target
         self._runtime = runtime
-        self._fn = crew_function(crew, name)
+        self._fn = fn
 
     def __getattr__(self, attribute: str) -> Any:
-        return getattr(self.crew, attribute)
+        return getattr(self._target, attribute)
 
     def __repr__(self) -> str:
-        return f"durable({self.crew!r})"
+        return f"durable({self._target!r})"
 
     @property
     def runtime(self) -> Runtime:
-        """The runtime that keeps this crew's executions."""
+        """The runtime that keeps the executions."""
         return self._runtime if self._runtime is not None else default_runtime()
 
     @property
     def name(self) -> str:
         """The name its executions run under."""
         return FunctionDefinition.of(self._fn).name
+
+
+class DurableCrew(DurableTarget):
+    """A crew whose kickoffs are durable executions; see :func:`durable`."""
+
+    def __init__(self, crew: Any, runtime: Runtime | None, name: str | None) -> None:
+        super().__init__(crew, runtime, crew_function(crew, name))
+        self.crew = crew
+        """The crew itself."""
 
     def _run(self, inputs: Any, mode: str) -> Any:
         output = outcome(start(self.runtime, self._fn, execution_input(inputs, mode=mode)))

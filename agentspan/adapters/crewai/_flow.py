@@ -48,10 +48,9 @@ from ...durable._codec import Codec, to_json
 from ...durable._context import current_context
 from ...durable._definitions import _check_name
 from ...errors import ConfigurationError, InvalidInputError, NotJSONError
-from .._default_runtime import default_runtime
 from .._typed import decode_typed, encode_typed, model_path
 from ._crew import check_inputs
-from ._dropin import outcome, start
+from ._dropin import DurableTarget, outcome, start
 from ._human import ask_human, human_input
 from ._patch import install
 from ._scope import crewai_run, raise_if_failed
@@ -383,30 +382,13 @@ def flow_function(flow: Any, name: str | None = None) -> Callable[..., Any]:
     return entry
 
 
-class DurableFlow:
+class DurableFlow(DurableTarget):
     """A flow whose kickoffs are durable executions; see :func:`~._dropin.durable`."""
 
     def __init__(self, flow: Any, runtime: Runtime | None, name: str | None) -> None:
+        super().__init__(flow, runtime, flow_function(flow, name))
         self.flow = flow
         """The flow itself; its ``state`` is the last run's final state."""
-        self._runtime = runtime
-        self._fn = flow_function(flow, name)
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self.flow, attribute)
-
-    def __repr__(self) -> str:
-        return f"durable({self.flow!r})"
-
-    @property
-    def runtime(self) -> Runtime:
-        """The runtime that keeps this flow's executions."""
-        return self._runtime if self._runtime is not None else default_runtime()
-
-    @property
-    def name(self) -> str:
-        """The name its executions run under."""
-        return FunctionDefinition.of(self._fn).name
 
     @property
     def state(self) -> Any:

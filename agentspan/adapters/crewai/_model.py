@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ...durable import run_step, run_step_async
-from ...durable._codec import Codec, fingerprint, to_json
+from ...durable._codec import Codec, to_json
 from ...durable._context import current_context, current_step_info
 from .._typed import decode_typed, encode_typed, model_path
 from ._scope import current_run
@@ -175,14 +175,12 @@ def _recorded(request: dict[str, Any]) -> dict[str, Any]:
     if state is None or found is None or not isinstance(messages, list):
         return request
     place = f"{found[1] or ''}\n{request['model']}"
-    prints = [fingerprint(message) for message in messages]
-    whole = fingerprint(prints)
     with state.lock:
         previous = state.prompts.get(place)
-        state.prompts[place] = (len(messages), whole)
-    if previous is None or not 0 < previous[0] <= len(messages) or fingerprint(prints[: previous[0]]) != previous[1]:
+        state.prompts[place] = messages
+    if not previous or len(previous) > len(messages) or messages[: len(previous)] != previous:
         return request
-    return {**request, "messages": messages[previous[0] :], "after": previous[0]}
+    return {**request, "messages": messages[len(previous) :], "after": len(previous)}
 
 
 def _usage_snapshot(llm: Any) -> dict[str, int]:

@@ -20,14 +20,10 @@ unless the calling code belongs to an Agentspan run (:func:`~._scope.current_run
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
-import threading
 from collections.abc import Callable
 from typing import Any
 
-import wrapt
-
+from .._patching import Patches
 from . import _model, _tasks, _tools
 from ._scope import current_run
 
@@ -49,49 +45,8 @@ _CALL_IDS = (
     ("crewai.agents.step_executor", "execute_single_native_tool_call", False),
 )
 
-_lock = threading.RLock()
-_patched: list[tuple[Any, str, Any]] = []  # (owner, attribute, original) to undo
+_patches = Patches("CrewAI", "crewai", "crewai 1.15")
 _llm_classes: set[type] = set()
-
-
-def _unsupported(problem: str) -> RuntimeError:
-    try:
-        version = importlib.metadata.version("crewai")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source checkout of CrewAI
-        version = "unknown"
-    return RuntimeError(
-        f"agentspan cannot make this CrewAI (crewai {version}) durable: {problem}. The adapter supports crewai 1.15."
-    )
-
-
-def _resolve(module_name: str, path: str, required: bool) -> tuple[Any, str] | None:
-    """The owner of the patched attribute and its name, or ``None`` for an optional point that is absent."""
-    try:
-        owner: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        if required:
-            raise _unsupported(f"module {module_name} not found") from exc
-        return None
-    *parents, attribute = path.split(".")
-    for part in parents:
-        owner = getattr(owner, part, None)
-        if owner is None:
-            if required:
-                raise _unsupported(f"{module_name}.{path} not found")
-            return None
-    if not callable(getattr(owner, attribute, None)):
-        if required:
-            raise _unsupported(f"{module_name}.{path} not found")
-        return None
-    return owner, attribute
-
-
-def _wrap(owner: Any, attribute: str, wrapper: Callable[..., Any]) -> None:
-    if any(o is owner and a == attribute for o, a, _ in _patched):
-        return
-    original = vars(owner).get(attribute, getattr(owner, attribute))
-    wrapt.wrap_function_wrapper(owner, attribute, wrapper)
-    _patched.append((owner, attribute, original))
 
 
 # --- wrappers ------------------------------------------------------------------------------------------------
@@ -238,7 +193,7 @@ def _patch_llm_class(cls: type) -> None:
         return
     for attribute, wrapper in (("call", _llm_call), ("acall", _llm_acall)):
         if attribute in cls.__dict__:
-            _wrap(cls, attribute, wrapper)
+            _patches.wrap(cls, attribute, wrapper)
     _llm_classes.add(cls)
 
 
@@ -254,23 +209,23 @@ def patch_new_llm_classes() -> None:
             found.append(cls)
         pending.extend(cls.__subclasses__())
     if found:
-        with _lock:
+        with _patches.lock:
             for cls in found:
                 _patch_llm_class(cls)
 
 
 def installed() -> bool:
     """Whether the patches are in place in this process."""
-    return bool(_patched)
+    return _patches.installed
 
 
 def install() -> None:
     """Put every patch in place (once per process; later calls only patch new LLM classes)."""
-    with _lock:
-        if _patched:
+    with _patches.lock:
+        if _patches.installed:
             patch_new_llm_classes()
             return
-        llm_classes = [_resolve(module_name, path, required) for module_name, path, required in _LLM_CLASSES]
+        llm_classes = [_patches.resolve(module_name, path, required) for module_name, path, required in _LLM_CLASSES]
         points: list[tuple[str, str, bool, Callable[..., Any]]] = [
             ("crewai.utilities.internal_instructor", "InternalInstructor.to_pydantic", True, _instructor),
             ("crewai.tools.base_tool", "BaseTool.run", True, _tool_run),
@@ -285,20 +240,18 @@ def install() -> None:
             ("crewai.flow.runtime", "Flow._request_human_feedback", True, _flow_feedback),
             *((module_name, path, required, _native_call_id) for module_name, path, required in _CALL_IDS),
         ]
-        resolved = [(_resolve(m, p, r), w) for m, p, r, w in points]  # check them all before patching any
+        resolved = [(_patches.resolve(m, p, r), w) for m, p, r, w in points]  # check them all before patching any
         for found_class in llm_classes:
             if found_class is not None:
                 _patch_llm_class(getattr(*found_class))
         for found, wrapper in resolved:
             if found is not None:
-                _wrap(*found, wrapper)
+                _patches.wrap(*found, wrapper)
         patch_new_llm_classes()
 
 
 def unpatch() -> None:
     """Undo every patch (for tests that compare with CrewAI unpatched)."""
-    with _lock:
-        while _patched:
-            owner, attribute, original = _patched.pop()
-            setattr(owner, attribute, original)
+    with _patches.lock:
+        _patches.undo()
         _llm_classes.clear()

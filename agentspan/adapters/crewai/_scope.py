@@ -13,6 +13,7 @@ import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ...durable._context import current_context
 from ...errors import AgentspanError
@@ -29,9 +30,9 @@ class RunState:
     stored: CrewAI would hand the error to the model as the tool's answer and go on)."""
     asked: dict[str, int] = dataclasses.field(default_factory=dict)
     """How many times each human-input question was asked in this run (their signals are numbered)."""
-    prompts: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
-    """Per place (enclosing step and model): how many messages the last model call there was sent, and
-    their fingerprint; a model step records only the messages added since then."""
+    prompts: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    """Per place (enclosing step and model): the messages the last model call there was sent; a model
+    step records only the messages added since then."""
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def fail(self, exc: AgentspanError) -> None:

@@ -1,14 +1,18 @@
-"""Process-wide hooks on LangChain's chat-model and tool base classes, inert outside Agentspan runs.
+"""Every point of LangChain this adapter patches, in one place (with ``wrapt``), inert outside Agentspan runs.
 
 An existing compiled graph can only be caught at the framework's own call points, so these methods
-are replaced once per process:
+are wrapped once per process:
 
-- ``BaseChatModel._generate_with_cache`` / ``_agenerate_with_cache``: every ``invoke``/``ainvoke``
-  (and ``batch``, ``generate``) of every chat model;
-- ``BaseChatModel.stream`` / ``astream``: these bypass the two above when the model streams natively;
-- ``BaseTool.run`` / ``arun``: every tool call, from ``ToolNode``, ``create_react_agent`` or user code.
+| module | point | why |
+|---|---|---|
+| ``langchain_core.language_models.chat_models`` | ``BaseChatModel._generate_with_cache``, ``BaseChatModel._agenerate_with_cache`` | every ``invoke``/``ainvoke`` (and ``batch``, ``generate``) of every chat model |
+| ``langchain_core.language_models.chat_models`` | ``BaseChatModel.stream``, ``BaseChatModel.astream`` | these bypass the two above when the model streams natively |
+| ``langchain_core.tools.base`` | ``BaseTool.run``, ``BaseTool.arun`` | every tool call, from ``ToolNode``, ``create_react_agent`` or user code |
 
-Each replacement calls the original unchanged unless the calling code belongs to an Agentspan run of a
+:func:`install` checks that every point exists in the installed langchain-core before it patches any,
+and raises a ``RuntimeError`` naming the missing one rather than letting calls run unrecorded.
+
+Each wrapper calls the original unchanged unless the calling code belongs to an Agentspan run of a
 graph (a context variable set by the durable function of :mod:`._graph`) inside a durable execution.
 Then the call becomes a durable step. A call made while another intercepted call runs (``arun`` that
 runs ``run`` in an executor, a model called by a tool) is part of the outer step and passes through.
@@ -17,25 +21,21 @@ runs ``run`` in an executor, a model called by a tool) is part of the outer step
 from __future__ import annotations
 
 import contextvars
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.tools import BaseTool
-
 from ...durable import run_step, run_step_async
 from ...durable._context import current_context
+from .._patching import Patches
 from ._keys import RunState, current_run, model_request, tool_request
 from ._serde import CHAT_RESULT, CHUNKS, VALUE, usage_of
 
-__all__ = ["install", "installed"]
+__all__ = ["install", "installed", "unpatch"]
 
 T = TypeVar("T")
 
 _inside: contextvars.ContextVar[bool] = contextvars.ContextVar("agentspan_langgraph_inside", default=False)
-_lock = threading.Lock()
-_originals: dict[str, Any] = {}
+_patches = Patches("LangChain", "langchain-core", "langchain-core 1.x")
 
 
 def _active() -> RunState | None:
@@ -68,97 +68,80 @@ def _guarded_async(fn: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]
     return call
 
 
-def installed() -> bool:
-    """Whether the hooks are in place in this process."""
-    return bool(_originals)
-
-
-def install() -> None:
-    """Put the hooks in place (once per process; later calls do nothing)."""
-    with _lock:
-        if _originals:
-            return
-        _originals.update(
-            generate=BaseChatModel._generate_with_cache,
-            agenerate=BaseChatModel._agenerate_with_cache,
-            stream=BaseChatModel.stream,
-            astream=BaseChatModel.astream,
-            run=BaseTool.run,
-            arun=BaseTool.arun,
-        )
-        BaseChatModel._generate_with_cache = _generate_with_cache  # type: ignore[method-assign]
-        BaseChatModel._agenerate_with_cache = _agenerate_with_cache  # type: ignore[method-assign]
-        BaseChatModel.stream = _stream  # type: ignore[method-assign]
-        BaseChatModel.astream = _astream  # type: ignore[method-assign]
-        BaseTool.run = _run  # type: ignore[method-assign]
-        BaseTool.arun = _arun  # type: ignore[method-assign]
-
-
 # --- chat models -----------------------------------------------------------------------------------------
+def _generate_args(
+    messages: list[Any], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+) -> tuple[list[Any], list[str] | None, dict[str, Any]]:
+    """``(messages, stop, the other keyword arguments)`` of a ``_generate_with_cache`` call."""
+    return messages, stop, kwargs
+
+
+def _stream_args(
+    input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
+) -> tuple[Any, list[str] | None, dict[str, Any]]:
+    """``(input, stop, the other keyword arguments)`` of a ``stream`` call."""
+    return input, stop, kwargs
+
+
 def _generate_with_cache(
-    self: BaseChatModel, messages: list[Any], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    original = _originals["generate"]
     state = _active()
     if state is None:
-        return original(self, messages, stop=stop, run_manager=run_manager, **kwargs)
-    request = model_request(state, self, messages, stop, kwargs)
+        return wrapped(*args, **kwargs)
+    messages, stop, options = _generate_args(*args, **kwargs)
+    request = model_request(state, instance, messages, stop, options)
     return run_step(
-        "llm", request.name, request.input,
-        _guarded(lambda: original(self, messages, stop=stop, run_manager=run_manager, **kwargs)),
+        "llm", request.name, request.input, _guarded(lambda: wrapped(*args, **kwargs)),
         codec=CHAT_RESULT, identity=request.identity, usage_of=usage_of,
     )  # fmt: skip
 
 
 async def _agenerate_with_cache(
-    self: BaseChatModel, messages: list[Any], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    original = _originals["agenerate"]
     state = _active()
     if state is None:
-        return await original(self, messages, stop=stop, run_manager=run_manager, **kwargs)
-    request = model_request(state, self, messages, stop, kwargs)
+        return await wrapped(*args, **kwargs)
+    messages, stop, options = _generate_args(*args, **kwargs)
+    request = model_request(state, instance, messages, stop, options)
     return await run_step_async(
-        "llm", request.name, request.input,
-        _guarded_async(lambda: original(self, messages, stop=stop, run_manager=run_manager, **kwargs)),
+        "llm", request.name, request.input, _guarded_async(lambda: wrapped(*args, **kwargs)),
         codec=CHAT_RESULT, identity=request.identity, usage_of=usage_of,
     )  # fmt: skip
 
 
-def _stream(
-    self: BaseChatModel, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
-) -> Iterator[Any]:
+def _stream(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
     # The whole stream is one step: recorded as the list of chunks, replayed chunk by chunk. On the
     # first run the chunks are yielded once the model has finished (the step must complete first).
-    original = _originals["stream"]
     state = _active()
     if state is None:
-        yield from original(self, input, config, stop=stop, **kwargs)
+        yield from wrapped(*args, **kwargs)
         return
-    messages = self._convert_input(input).to_messages()
-    request = model_request(state, self, messages, stop, kwargs)
+    input, stop, options = _stream_args(*args, **kwargs)
+    messages = instance._convert_input(input).to_messages()
+    request = model_request(state, instance, messages, stop, options)
     chunks: list[Any] = run_step(
-        "llm", request.name, request.input,
-        _guarded(lambda: list(original(self, input, config, stop=stop, **kwargs))),
+        "llm", request.name, request.input, _guarded(lambda: list(wrapped(*args, **kwargs))),
         codec=CHUNKS, identity=request.identity, usage_of=usage_of,
     )  # fmt: skip
     yield from chunks
 
 
 async def _astream(
-    self: BaseChatModel, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> AsyncIterator[Any]:
-    original = _originals["astream"]
     state = _active()
     if state is None:
-        async for chunk in original(self, input, config, stop=stop, **kwargs):
+        async for chunk in wrapped(*args, **kwargs):
             yield chunk
         return
-    messages = self._convert_input(input).to_messages()
-    request = model_request(state, self, messages, stop, kwargs)
+    input, stop, options = _stream_args(*args, **kwargs)
+    messages = instance._convert_input(input).to_messages()
+    request = model_request(state, instance, messages, stop, options)
 
     async def collect() -> list[Any]:
-        return [chunk async for chunk in original(self, input, config, stop=stop, **kwargs)]
+        return [chunk async for chunk in wrapped(*args, **kwargs)]
 
     chunks: list[Any] = await run_step_async(
         "llm", request.name, request.input, _guarded_async(collect),
@@ -169,25 +152,62 @@ async def _astream(
 
 
 # --- tools -----------------------------------------------------------------------------------------------
-def _run(self: BaseTool, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
-    original = _originals["run"]
+def _tool_input(tool_input: Any, *args: Any, **kwargs: Any) -> Any:
+    return tool_input
+
+
+def _run(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     state = _active()
     if state is None:
-        return original(self, tool_input, *args, **kwargs)
-    request = tool_request(state, self, tool_input, kwargs.get("tool_call_id"))
+        return wrapped(*args, **kwargs)
+    request = tool_request(state, instance, _tool_input(*args, **kwargs), kwargs.get("tool_call_id"))
     return run_step(
-        "tool", request.name, request.input, _guarded(lambda: original(self, tool_input, *args, **kwargs)),
+        "tool", request.name, request.input, _guarded(lambda: wrapped(*args, **kwargs)),
         codec=VALUE, identity=request.identity, ordered=request.ordered,
     )  # fmt: skip
 
 
-async def _arun(self: BaseTool, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
-    original = _originals["arun"]
+async def _arun(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     state = _active()
     if state is None:
-        return await original(self, tool_input, *args, **kwargs)
-    request = tool_request(state, self, tool_input, kwargs.get("tool_call_id"))
+        return await wrapped(*args, **kwargs)
+    request = tool_request(state, instance, _tool_input(*args, **kwargs), kwargs.get("tool_call_id"))
     return await run_step_async(
-        "tool", request.name, request.input, _guarded_async(lambda: original(self, tool_input, *args, **kwargs)),
+        "tool", request.name, request.input, _guarded_async(lambda: wrapped(*args, **kwargs)),
         codec=VALUE, identity=request.identity, ordered=request.ordered,
     )  # fmt: skip
+
+
+# --- installing ------------------------------------------------------------------------------------------
+_CHAT_MODELS = "langchain_core.language_models.chat_models"
+_TOOLS = "langchain_core.tools.base"
+# (module, attribute path, wrapper): the table of the docstring, in the order it is patched.
+_POINTS: tuple[tuple[str, str, Callable[..., Any]], ...] = (
+    (_CHAT_MODELS, "BaseChatModel._generate_with_cache", _generate_with_cache),
+    (_CHAT_MODELS, "BaseChatModel._agenerate_with_cache", _agenerate_with_cache),
+    (_CHAT_MODELS, "BaseChatModel.stream", _stream),
+    (_CHAT_MODELS, "BaseChatModel.astream", _astream),
+    (_TOOLS, "BaseTool.run", _run),
+    (_TOOLS, "BaseTool.arun", _arun),
+)
+
+
+def installed() -> bool:
+    """Whether the hooks are in place in this process."""
+    return _patches.installed
+
+
+def install() -> None:
+    """Put the hooks in place (once per process; later calls do nothing)."""
+    with _patches.lock:
+        if _patches.installed:
+            return
+        resolved = [(_patches.resolve(module_name, path), wrapper) for module_name, path, wrapper in _POINTS]
+        for found, wrapper in resolved:  # all found: patch them
+            assert found is not None  # required points raise instead
+            _patches.wrap(*found, wrapper)
+
+
+def unpatch() -> None:
+    """Undo every hook (for tests that compare with LangChain unpatched); :func:`install` puts them back."""
+    _patches.undo()
