@@ -210,14 +210,7 @@ class AgentRuntime:
         from ..adapters.google_adk._entry import execution_input_of, function_of
 
         fn = function_of(target, name)
-        function_name = FunctionDefinition.of(fn).name
-        data = execution_input_of(target, value)
-        execution = None if idempotency_key else self._unfinished(function_name, data)
-        if execution is None:
-            execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
-        self._say_if_resuming(execution)
-        self._runtime.ensure_worker(fn)
-        return AgentHandle(ExecutionHandle(self.client, execution.id))
+        return AgentHandle(self._start_function(fn, execution_input_of(target, value), idempotency_key))
 
     def _start_crewai(self, target: Any, inputs: Any, idempotency_key: str | None, name: str | None) -> AgentHandle:
         from ..adapters.crewai._entry import execution_input_of, function_of

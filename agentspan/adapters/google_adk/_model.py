@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from ...durable import run_step_async
-from ...durable._codec import Codec, fingerprint, to_json
+from ...durable._codec import Codec, to_json
 from ...durable._context import current_context
 from .._typed import model_path
 from ._scope import RunState, raise_if_failed
@@ -110,15 +110,18 @@ def _recorded(state: RunState, request: dict[str, Any]) -> dict[str, Any]:
         return request
     labels = request["config"].get("labels") or {}
     place = f"{found[1] or ''}\n{labels.get('adk_agent_name', '')}\n{request['model']}"
-    prints = [fingerprint(content) for content in contents]
-    config = fingerprint(request["config"])
     with state.lock:
         previous = state.prompts.get(place)
-        state.prompts[place] = (len(contents), fingerprint(prints), config)
-    if previous is None or not 0 < previous[0] <= len(contents) or fingerprint(prints[: previous[0]]) != previous[1]:
+        state.prompts[place] = (contents, request["config"])
+    if (
+        not previous
+        or not previous[0]
+        or len(previous[0]) > len(contents)
+        or contents[: len(previous[0])] != previous[0]
+    ):
         return request
-    recorded = {**request, "contents": contents[previous[0] :], "after": previous[0]}
-    if previous[2] == config:
+    recorded = {**request, "contents": contents[len(previous[0]) :], "after": len(previous[0])}
+    if previous[1] == request["config"]:
         del recorded["config"]  # as in the previous call
     return recorded
 

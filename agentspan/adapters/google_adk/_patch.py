@@ -17,20 +17,16 @@ original unchanged unless the calling code belongs to an Agentspan run (:func:`~
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
-import threading
 from collections.abc import Callable
 from typing import Any
 
-import wrapt
-
+from .._patching import Patches
 from . import _model, _tools
 from ._scope import current_run
 
 __all__ = ["install", "installed", "patch_new_classes", "unpatch"]
 
-# (module, class, required): the model classes ADK ships.
+# (module, class, required): the model classes ADK ships, and the tool base class.
 _MODEL_CLASSES = (
     ("google.adk.models.google_llm", "Gemini", True),
     ("google.adk.models.lite_llm", "LiteLlm", False),
@@ -38,45 +34,11 @@ _MODEL_CLASSES = (
     ("google.adk.models.gemma_llm", "Gemma", False),
     ("google.adk.models.apigee_llm", "ApigeeLlm", False),
 )
-_BASES = (("google.adk.models.base_llm", "BaseLlm"), ("google.adk.tools.base_tool", "BaseTool"))
+_MODEL_BASE = ("google.adk.models.base_llm", "BaseLlm")
+_TOOL_BASE = ("google.adk.tools.base_tool", "BaseTool")
 
-_lock = threading.RLock()
-_patched: list[tuple[Any, str, Any]] = []  # (owner, attribute, original) to undo
+_patches = Patches("Google ADK", "google-adk", "google-adk 2.13 and later 2.x")
 _classes: set[type] = set()
-
-
-def _unsupported(problem: str) -> RuntimeError:
-    try:
-        version = importlib.metadata.version("google-adk")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source checkout of ADK
-        version = "unknown"
-    return RuntimeError(
-        f"agentspan cannot make this Google ADK (google-adk {version}) durable: {problem}."
-        " The adapter supports google-adk 2.13 and later 2.x."
-    )
-
-
-def _class(module_name: str, name: str, required: bool) -> type | None:
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        if required:
-            raise _unsupported(f"module {module_name} not found") from exc
-        return None
-    found = getattr(module, name, None)
-    if not isinstance(found, type):
-        if required:
-            raise _unsupported(f"{module_name}.{name} not found")
-        return None
-    return found
-
-
-def _wrap(owner: Any, attribute: str, wrapper: Callable[..., Any]) -> None:
-    if any(o is owner and a == attribute for o, a, _ in _patched):
-        return
-    original = vars(owner)[attribute]
-    wrapt.wrap_function_wrapper(owner, attribute, wrapper)
-    _patched.append((owner, attribute, original))
 
 
 # --- wrappers ------------------------------------------------------------------------------------------------
@@ -98,21 +60,26 @@ async def _tool_run_async(
 
 # --- installing ------------------------------------------------------------------------------------------------
 def _patch_class(cls: type, attribute: str, wrapper: Callable[..., Any]) -> None:
-    if attribute in cls.__dict__ and not getattr(cls.__dict__[attribute], "__isabstractmethod__", False):
-        _wrap(cls, attribute, wrapper)
+    if attribute in vars(cls) and not getattr(vars(cls)[attribute], "__isabstractmethod__", False):
+        _patches.wrap(cls, attribute, wrapper)
     _classes.add(cls)
+
+
+def _class(module_name: str, name: str) -> type:
+    found = _patches.resolve(module_name, name)
+    assert found is not None  # required: resolve raised otherwise
+    cls: type = getattr(*found)
+    return cls
 
 
 def patch_new_classes() -> None:
     """Patch the model and tool classes defined or imported since :func:`install` (custom classes)."""
-    model_base = _class(*_BASES[0], True)
-    tool_base = _class(*_BASES[1], True)
-    with _lock:
+    with _patches.lock:
         for base, attribute, wrapper in (
-            (model_base, "generate_content_async", _generate_content),
-            (tool_base, "run_async", _tool_run_async),
+            (_class(*_MODEL_BASE), "generate_content_async", _generate_content),
+            (_class(*_TOOL_BASE), "run_async", _tool_run_async),
         ):
-            pending: list[type] = [base] if base is not None else []
+            pending: list[type] = [base]
             while pending:
                 cls = pending.pop()
                 if cls not in _classes:
@@ -122,25 +89,22 @@ def patch_new_classes() -> None:
 
 def installed() -> bool:
     """Whether the patches are in place in this process."""
-    return bool(_patched)
+    return _patches.installed
 
 
 def install() -> None:
     """Put every patch in place (once per process; later calls only patch new model and tool classes)."""
-    with _lock:
-        if not _patched:
-            found = [_class(m, name, required) for m, name, required in _MODEL_CLASSES]  # check before patching
-            tool_base = _class(*_BASES[1], True)
-            for cls, attribute in ((found[0], "generate_content_async"), (tool_base, "run_async")):
-                if cls is None or attribute not in cls.__dict__:
-                    raise _unsupported(f"{getattr(cls, '__name__', cls)}.{attribute} not found")
+    with _patches.lock:
+        if not _patches.installed:  # check the required points before patching any
+            for module_name, name, required in _MODEL_CLASSES:
+                _patches.resolve(module_name, f"{name}.generate_content_async", required)
+            _patches.resolve(_TOOL_BASE[0], f"{_TOOL_BASE[1]}.run_async")
+            _patches.resolve(*_MODEL_BASE)
         patch_new_classes()
 
 
 def unpatch() -> None:
     """Undo every patch (for tests that compare with ADK unpatched)."""
-    with _lock:
-        while _patched:
-            owner, attribute, original = _patched.pop()
-            setattr(owner, attribute, original)
+    with _patches.lock:
+        _patches.undo()
         _classes.clear()

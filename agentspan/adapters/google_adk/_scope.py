@@ -14,6 +14,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from google.adk.platform import uuid as platform_uuid
 
@@ -33,9 +34,9 @@ class RunState:
     fatal: AgentspanError | None = None
     """An error that must end the run even if ADK would hand it to the model (a tool result that
     cannot be stored, caught by an ``on_tool_error_callback``)."""
-    prompts: dict[str, tuple[int, str, str]] = dataclasses.field(default_factory=dict)
-    """Per place (enclosing step, agent and model): how many contents the last model call there was
-    sent, their fingerprint and the config's; a model step records only what changed since then."""
+    prompts: dict[str, tuple[list[Any], dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    """Per place (enclosing step, agent and model): the contents and config (as JSON) the last model
+    call there was sent; a model step records only what changed since then."""
     drawn: dict[str | None, int] = dataclasses.field(default_factory=dict)
     """How many ids were drawn so far, per enclosing step (``None``: outside any step)."""
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
