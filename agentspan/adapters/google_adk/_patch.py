@@ -4,6 +4,7 @@
 |---|---|
 | ``generate_content_async`` of every ``BaseLlm`` subclass that defines it: ``Gemini`` (``google.adk.models.google_llm``), ``LiteLlm``, ``Claude``, ``Gemma``, ``ApigeeLlm`` when their modules import, and user-defined model classes | every model call is a step; below ADK's model callbacks and plugins, which still run on a replayed response |
 | ``run_async`` of ``BaseTool`` and of every subclass that defines it (``FunctionTool``, ``AgentTool``, MCP and OpenAPI tools...) | every tool call is a step, with the changes it made to its ``EventActions``; below ADK's tool callbacks, which still run on a replayed call |
+| ``apply_confirmation_gate`` as ``google.adk.flows.llm_flows.tools._caller`` calls it | a tool call that needs confirmation waits durably for an approval (:mod:`._approval`) |
 
 ADK's own ids (function-call ids, invocation ids, event ids) are made deterministic without a patch,
 through ADK's id provider (``google.adk.platform.uuid.set_id_provider``, see :mod:`._scope`).
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._patching import Patches
-from . import _model, _tools
+from . import _approval, _model, _tools
 from ._scope import current_run
 
 __all__ = ["install", "installed", "patch_new_classes", "unpatch"]
@@ -36,6 +37,7 @@ _MODEL_CLASSES = (
 )
 _MODEL_BASE = ("google.adk.models.base_llm", "BaseLlm")
 _TOOL_BASE = ("google.adk.tools.base_tool", "BaseTool")
+_GATE = ("google.adk.flows.llm_flows.tools._caller", "apply_confirmation_gate")
 
 _patches = Patches("Google ADK", "google-adk", "google-adk 2.13 and later 2.x")
 _classes: set[type] = set()
@@ -100,6 +102,9 @@ def install() -> None:
                 _patches.resolve(module_name, f"{name}.generate_content_async", required)
             _patches.resolve(_TOOL_BASE[0], f"{_TOOL_BASE[1]}.run_async")
             _patches.resolve(*_MODEL_BASE)
+            gate = _patches.resolve(*_GATE)
+            assert gate is not None  # required: resolve raised otherwise
+            _patches.wrap(*gate, _approval.confirmation_gate)
         patch_new_classes()
 
 
