@@ -122,8 +122,9 @@ def test_a_tool_that_requires_confirmation_waits_and_runs_once_when_approved_nev
         assert response["response"] == {"error": REJECTED, "reason": "not today"}
 
 
+@pytest.mark.parametrize("approved", [True, False], ids=["approve", "reject"])
 def test_a_tool_that_asks_for_confirmation_itself_is_run_again_with_the_decision(
-    gemini: FakeOpenAIServer, tmp_path: Path, agents: list[Any]
+    gemini: FakeOpenAIServer, tmp_path: Path, agents: list[Any], approved: bool
 ) -> None:
     from google.adk.agents import LlmAgent
     from google.adk.tools.tool_context import ToolContext
@@ -145,14 +146,49 @@ def test_a_tool_that_asks_for_confirmation_itself_is_run_again_with_the_decision
         handle = runtime.start(agent, adk_approval_program.PROMPT)
         wait_until(lambda: handle.status is ExecutionStatus.WAITING, "the run waits for the decision")
         [pending] = handle.pending_approvals()
-        handle.approve(pending.call_id)
+        if approved:
+            handle.approve(pending.call_id)
+        else:
+            handle.reject(pending.call_id)
         result = handle.wait(timeout=60)
         journal = runtime.client.get_journal(result.execution_id)
     assert result.is_success, result.error
-    assert seen == [None, (True, "pay 5?", {"max": 10})], "asked once, run again once with the decision"
-    assert [(s.kind, s.name) for s in journal if s.kind != "llm"] == [("tool", "pay"), ("approval", pending.call_id.join(["approval:", ""])), ("tool", "pay")] or True
+    assert seen == [None, (approved, "pay 5?", {"max": 10})], "asked once (not again on the replay), run again once"
+    assert [(s.kind, s.name) for s in journal if s.kind != "llm"] == [
+        ("tool", "pay"), ("approval", f"approval:{pending.call_id}"), ("tool", "pay"),
+    ]  # fmt: skip
     [response] = _responses(gemini.requests)
-    assert response["response"] == {"paid": "10"}, "the model sees the second run's result"
+    assert response["response"] == {"paid": "10" if approved else "nothing"}, "the model sees the second run's result"
+
+
+@pytest.mark.parametrize("returns", ["nothing", "a pending status"])
+def test_a_long_running_tool_waits_for_its_result_signal_which_the_model_then_receives(
+    gemini: FakeOpenAIServer, tmp_path: Path, agents: list[Any], returns: str
+) -> None:
+    from google.adk.agents import LlmAgent
+    from google.adk.tools.long_running_tool import LongRunningFunctionTool
+
+    ran: list[int] = []
+
+    def pay(amount: int) -> dict[str, str] | None:
+        """Ask the bank to pay an amount (it answers later)."""
+        ran.append(amount)
+        return None if returns == "nothing" else {"status": "pending"}
+
+    agent = LlmAgent(name="bank", model="gemini-2.5-flash", instruction="Pay.", tools=[LongRunningFunctionTool(pay)])
+    agents.append(agent)
+    with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+        handle = runtime.start(agent, adk_approval_program.PROMPT)
+        wait_until(lambda: handle.status is ExecutionStatus.WAITING, "the run waits for the tool's result")
+        [waiting] = [s for s in runtime.client.get_journal(handle.execution_id) if s.status is StepStatus.SUSPENDED]
+        runtime.client.send_signal(handle.execution_id, f"result:{waiting.input['call_id']}", {"paid": "5 by the bank"})
+        result = handle.wait(timeout=60)
+    assert result.is_success, result.error
+    assert (waiting.kind, waiting.input["tool"], waiting.input["arguments"]) == ("signal", "pay", {"amount": 5})
+    assert ran == [5], "the tool ran once (not again on the replay after the result)"
+    responses = _responses(gemini.requests)
+    assert responses[-1]["response"] == {"paid": "5 by the bank"}, "the model received the delivered result"
+    assert result.output == "Done."
 
 
 # --- across processes ----------------------------------------------------------------------------------------

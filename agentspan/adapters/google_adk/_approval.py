@@ -32,6 +32,7 @@ from typing import Any
 from google.adk.tools.tool_confirmation import ToolConfirmation
 
 from ...durable._codec import to_json
+from ...durable._context import Suspended
 from ...durable._definitions import _require
 from ...errors import InvalidInputError
 from ...runtime._approval import approval_signal, decision_of
@@ -41,9 +42,11 @@ __all__ = [
     "REJECTED",
     "asked_to_confirm",
     "confirmation_gate",     "confirm_and_run_again",
+    "long_running_results",
     "new_requests",
     "requested",
     "restore_requests",
+    "result_signal",
 ]
 
 REJECTED = "This tool call is rejected."
@@ -130,3 +133,60 @@ async def confirm_and_run_again(
         hint=request.hint, confirmed=approved, payload=payload if payload is not None else request.payload
     )
     return await run_again()
+
+
+# --- long-running tools ----------------------------------------------------------------------------------------
+RESULT_PREFIX = "result:"
+"""The signal that delivers a long-running tool call's final result: ``result:<tool call id>``."""
+
+
+def result_signal(call_id: str) -> str:
+    """The signal the final result of long-running call ``call_id`` is delivered as."""
+    return f"{RESULT_PREFIX}{call_id}"
+
+
+def _unanswered(events: list[Any]) -> list[Any]:
+    """The long-running calls (``event.long_running_tool_ids``) no user message answered yet, oldest first.
+    ADK's own requests (``adk_request_confirmation``, ``adk_request_credential``...) are not waited on."""
+    answered = {r.id for e in events if e.author == "user" for r in e.get_function_responses()}
+    return [
+        call
+        for event in events
+        if event.long_running_tool_ids
+        for call in event.get_function_calls()
+        if call.id in event.long_running_tool_ids
+        and call.id not in answered
+        and not str(call.name).startswith("adk_request_")
+    ]
+
+
+def long_running_results(events: list[Any]) -> Any | None:
+    """The message answering every long-running call of ``events`` left unanswered, with the final
+    results delivered as their ``result:<call id>`` signals (waited for durably, all at once); ``None``
+    when no call is left unanswered.
+
+    This is ADK's own model: the client answers a long-running call later with a ``FunctionResponse``
+    of the call's id. A result that is not a JSON object is sent as ``{"result": <value>}``."""
+    from google.genai import types
+
+    state = current_run()
+    calls = _unanswered(events) if state is not None else []
+    if state is None or not calls:
+        return None
+    ctx = _require("a long-running tool's result")
+    parts: list[Any] = []
+    suspended: BaseException | None = None
+    for call in calls:
+        stable = stable_call_id(state, str(call.id))
+        details = {"tool": call.name, "arguments": to_json(dict(call.args or {}), "a tool's arguments", check=False),
+                   "call_id": stable}  # fmt: skip
+        try:
+            result = ctx.wait_for_signal(result_signal(stable), details=details)
+        except Suspended as exc:  # wait for every unanswered call at once, so all are visible
+            suspended = suspended or exc
+            continue
+        response = result if isinstance(result, dict) else {"result": result}
+        parts.append(types.Part(function_response=types.FunctionResponse(id=call.id, name=call.name, response=response)))
+    if suspended is not None:
+        raise suspended
+    return types.Content(role="user", parts=parts)

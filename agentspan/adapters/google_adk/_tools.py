@@ -160,7 +160,7 @@ async def tool_call(
 
     result = await step(request, identity)
     if _approval.asked_to_confirm(tool_context):  # the tool asked to confirm its call: wait, run it again
-        confirmed = {"confirmed": True}
+        confirmed = {"after_confirmation": True}
         return await _approval.confirm_and_run_again(
             name, arguments, stable, tool_context, lambda: step({**request, **confirmed}, {**identity, **confirmed})
         )
