@@ -97,7 +97,8 @@ def test_a_tool_that_requires_confirmation_waits_and_runs_once_when_approved_nev
     agents.append(agent)
     with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
         handle = runtime.start(agent, adk_approval_program.PROMPT)
-        wait_until(lambda: handle.status is ExecutionStatus.WAITING, "the run waits for the decision")
+        wait_until(lambda: handle.status is ExecutionStatus.WAITING or handle.status.is_terminal, "the run waits for the decision")
+        assert handle.status is ExecutionStatus.WAITING, "the run waits"
         pending = handle.pending_approvals()
         assert _ran(tmp_path / "tools.log") == [], "the tool does not run before the decision"
         assert len(pending) == 1 and pending[0].tool == "pay", pending
@@ -144,7 +145,8 @@ def test_a_tool_that_asks_for_confirmation_itself_is_run_again_with_the_decision
     agents.append(agent)
     with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
         handle = runtime.start(agent, adk_approval_program.PROMPT)
-        wait_until(lambda: handle.status is ExecutionStatus.WAITING, "the run waits for the decision")
+        wait_until(lambda: handle.status is ExecutionStatus.WAITING or handle.status.is_terminal, "the run waits for the decision")
+        assert handle.status is ExecutionStatus.WAITING, "the run waits"
         [pending] = handle.pending_approvals()
         if approved:
             handle.approve(pending.call_id)
@@ -179,7 +181,8 @@ def test_a_long_running_tool_waits_for_its_result_signal_which_the_model_then_re
     agents.append(agent)
     with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
         handle = runtime.start(agent, adk_approval_program.PROMPT)
-        wait_until(lambda: handle.status is ExecutionStatus.WAITING, "the run waits for the tool's result")
+        wait_until(lambda: handle.status is ExecutionStatus.WAITING or handle.status.is_terminal, "the run waits for the tool's result")
+        assert handle.status is ExecutionStatus.WAITING, "the run waits"
         [waiting] = [s for s in runtime.client.get_journal(handle.execution_id) if s.status is StepStatus.SUSPENDED]
         runtime.client.send_signal(handle.execution_id, f"result:{waiting.input['call_id']}", {"paid": "5 by the bank"})
         result = handle.wait(timeout=60)

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from google.adk.tools.tool_confirmation import ToolConfirmation
+from google.genai import types
 
 from ...durable._codec import to_json
 from ...durable._context import Suspended
@@ -41,7 +42,8 @@ from ._scope import current_run, stable_call_id
 __all__ = [
     "REJECTED",
     "asked_to_confirm",
-    "confirmation_gate",     "confirm_and_run_again",
+    "confirmation_gate",
+    "confirm_and_run_again",
     "long_running_results",
     "new_requests",
     "requested",
@@ -82,13 +84,16 @@ async def confirmation_gate(
         return response
     tool = kwargs.get("tool", args[0] if args else None)
     function_args = kwargs.get("function_args", args[1] if len(args) > 1 else None)
-    tool_context = kwargs.get("tool_context", args[2] if len(args) > 2 else None)
+    tool_context: Any = kwargs.get("tool_context", args[2] if len(args) > 2 else None)
     if not asked_to_confirm(tool_context):
         return response  # not a request (a rejection ADK answered itself, or no request made)
     name = str(getattr(tool, "name", type(tool).__name__))
     request = tool_context.actions.requested_tool_confirmations.pop(tool_context.function_call_id)
     approved, reason, payload = _wait(
-        name, to_json(function_args, f"the arguments of tool {name!r}", check=False), stable_call_id(state, _call_id(tool_context, name)), request.hint
+        name,
+        to_json(function_args, f"the arguments of tool {name!r}", check=False),
+        stable_call_id(state, _call_id(tool_context, name)),
+        request.hint,
     )
     tool_context.tool_confirmation = ToolConfirmation(hint=request.hint, confirmed=approved, payload=payload)
     if approved:
@@ -167,8 +172,6 @@ def long_running_results(events: list[Any]) -> Any | None:
 
     This is ADK's own model: the client answers a long-running call later with a ``FunctionResponse``
     of the call's id. A result that is not a JSON object is sent as ``{"result": <value>}``."""
-    from google.genai import types
-
     state = current_run()
     calls = _unanswered(events) if state is not None else []
     if state is None or not calls:
@@ -186,7 +189,9 @@ def long_running_results(events: list[Any]) -> Any | None:
             suspended = suspended or exc
             continue
         response = result if isinstance(result, dict) else {"result": result}
-        parts.append(types.Part(function_response=types.FunctionResponse(id=call.id, name=call.name, response=response)))
+        parts.append(
+            types.Part(function_response=types.FunctionResponse(id=call.id, name=call.name, response=response))
+        )
     if suspended is not None:
         raise suspended
     return types.Content(role="user", parts=parts)
