@@ -10,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,20 @@ def _without_ids(script: list[Any]) -> list[Any]:
     return found
 
 
-@pytest.fixture
-def gemini(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer(_without_ids(SCRIPT)) as fake:
+@contextmanager
+def _gemini(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, script: list[Any]) -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(_without_ids(script)) as fake:
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.gemini_base_url)
         monkeypatch.setenv("GOOGLE_API_KEY", "test")
         monkeypatch.setenv("GOOGLE_GENAI_USE_ENTERPRISE", "false")
         monkeypatch.setenv("AGENT_LOG", str(tmp_path / "tools.log"))
         monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
+        yield fake
+
+
+@pytest.fixture
+def gemini(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeOpenAIServer]:
+    with _gemini(monkeypatch, tmp_path, SCRIPT) as fake:
         yield fake
 
 
@@ -97,7 +104,10 @@ def test_a_tool_that_requires_confirmation_waits_and_runs_once_when_approved_nev
     agents.append(agent)
     with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
         handle = runtime.start(agent, adk_approval_program.PROMPT)
-        wait_until(lambda: handle.status is ExecutionStatus.WAITING or handle.status.is_terminal, "the run waits for the decision")
+        wait_until(
+            lambda: handle.status is ExecutionStatus.WAITING or handle.status.is_terminal,
+            "the run waits for the decision",
+        )
         assert handle.status is ExecutionStatus.WAITING, "the run waits"
         pending = handle.pending_approvals()
         assert _ran(tmp_path / "tools.log") == [], "the tool does not run before the decision"
@@ -145,7 +155,10 @@ def test_a_tool_that_asks_for_confirmation_itself_is_run_again_with_the_decision
     agents.append(agent)
     with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
         handle = runtime.start(agent, adk_approval_program.PROMPT)
-        wait_until(lambda: handle.status is ExecutionStatus.WAITING or handle.status.is_terminal, "the run waits for the decision")
+        wait_until(
+            lambda: handle.status is ExecutionStatus.WAITING or handle.status.is_terminal,
+            "the run waits for the decision",
+        )
         assert handle.status is ExecutionStatus.WAITING, "the run waits"
         [pending] = handle.pending_approvals()
         if approved:
@@ -181,7 +194,10 @@ def test_a_long_running_tool_waits_for_its_result_signal_which_the_model_then_re
     agents.append(agent)
     with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
         handle = runtime.start(agent, adk_approval_program.PROMPT)
-        wait_until(lambda: handle.status is ExecutionStatus.WAITING or handle.status.is_terminal, "the run waits for the tool's result")
+        wait_until(
+            lambda: handle.status is ExecutionStatus.WAITING or handle.status.is_terminal,
+            "the run waits for the tool's result",
+        )
         assert handle.status is ExecutionStatus.WAITING, "the run waits"
         [waiting] = [s for s in runtime.client.get_journal(handle.execution_id) if s.status is StepStatus.SUSPENDED]
         runtime.client.send_signal(handle.execution_id, f"result:{waiting.input['call_id']}", {"paid": "5 by the bank"})
@@ -192,6 +208,27 @@ def test_a_long_running_tool_waits_for_its_result_signal_which_the_model_then_re
     responses = _responses(gemini.requests)
     assert responses[-1]["response"] == {"paid": "5 by the bank"}, "the model received the delivered result"
     assert result.output == "Done."
+
+
+def test_two_confirmations_of_one_model_response_are_listed_at_once_and_decided_apart(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, agents: list[Any]
+) -> None:
+    two = [[("pay", {"amount": 5}), ("pay", {"amount": 7})], "Done."]
+    with _gemini(monkeypatch, tmp_path, two) as fake:
+        agent = adk_approval_program.make_payer("two_payer")
+        agents.append(agent)
+        with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+            handle = runtime.start(agent, "Pay 5 and 7.")
+            wait_until(lambda: handle.status is ExecutionStatus.WAITING or handle.status.is_terminal, "the waits")
+            pending = handle.pending_approvals()
+            assert [(p.tool, p.arguments) for p in pending] == [("pay", {"amount": 5}), ("pay", {"amount": 7})]
+            handle.approve(pending[1].call_id)
+            handle.reject(pending[0].call_id)
+            result = handle.wait(timeout=60)
+        requests = fake.requests
+    assert result.is_success, result.error
+    assert [amount for amount, _ in _ran(tmp_path / "tools.log")] == ["7"], "only the approved call ran"
+    assert [r["response"] for r in _responses(requests)] == [{"error": REJECTED}, {"paid": "7"}]
 
 
 # --- across processes ----------------------------------------------------------------------------------------
@@ -237,8 +274,14 @@ def test_a_confirmation_waits_with_no_worker_and_a_decision_over_http_is_finishe
         malformed = _post_signal(server, execution.id, signal, {"approved": "yes"})
         after_malformed = client.get_execution(execution.id)
         [still] = [s for s in client.get_journal(execution.id) if s.kind == "approval"]
-        decision = {"approved": True} if approved else {"approved": False, "reason": "too much"}
-        assert _post_signal(server, execution.id, signal, decision) == 200
+        if approved:
+            assert _post_signal(server, execution.id, signal, {"approved": True}) == 200
+        else:  # through the CLI
+            payload = json.dumps({"approved": False, "reason": "too much"})
+            subprocess.run(
+                [sys.executable, "-m", "agentspan", "signal", execution.id, signal, "--payload", payload,
+                 "--server", server], check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(TESTS.parent)},
+            )  # fmt: skip
         second = _worker(server, fake, log)
         wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the decided run")
         stop(second)
