@@ -6,7 +6,9 @@ root agent has an ``output_schema``), ``tool_calls``, ``usage`` and ``finish_rea
 (the session's events as JSON) and ``state`` (the session's final state).
 
 Each attempt runs on a fresh ``InMemorySessionService`` (and artifact service), rebuilt by replaying
-the journal: a resumed run never appends an event twice to a session.
+the journal: a resumed run never appends an event twice to a session. A long-running tool call
+left unanswered when the Runner stops waits durably for its result (``result:<call id>``), which the
+Runner is then given as ADK's ``FunctionResponse`` (see :mod:`._approval`).
 """
 
 from __future__ import annotations

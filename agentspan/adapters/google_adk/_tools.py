@@ -12,6 +12,10 @@ uninterrupted run's. The patch sits below ADK's tool callbacks, so the user's
 
 A tool that runs an agent (``AgentTool``) runs that agent's model and tool calls inside its own step:
 they are nested steps, so an interrupted inner run replays its finished calls.
+
+A tool that asks to confirm its own call (``tool_context.request_confirmation``) records the request
+with its step; the run then waits for the decision and runs the tool again, as a second step, with
+``tool_context.tool_confirmation`` set (see :mod:`._approval`).
 """
 
 from __future__ import annotations
