@@ -22,6 +22,17 @@ The waiting step is of kind ``"approval"`` with the call's ``tool``, ``arguments
 (the id without the run's tag, also the tool step's), so ``AgentHandle.pending_approvals()``,
 ``approve`` / ``reject``, ``agentspan signal`` and ``POST /api/executions/{id}/signals/approval:<id>``
 decide it.
+
+A long-running tool (``LongRunningFunctionTool``) follows ADK's model too: its call is answered later
+by the client with a ``FunctionResponse`` of the call's id. Inside an Agentspan run, once the Runner
+stops, every long-running call no user message answered yet waits durably for the signal
+``result:<tool call id>`` (a waiting step of kind ``"signal"`` with ``tool``, ``arguments`` and
+``call_id``); its payload (any JSON; a value that is not an object is sent as ``{"result": <value>}``)
+becomes that ``FunctionResponse``, and the Runner runs on with it. This holds whatever the tool
+returned: nothing (ADK then builds no response and stops), or an intermediate status (which the model
+has already answered). ADK's own requests (``adk_request_credential``, ``adk_request_input``) and a
+second confirmation asked for by a tool that was already run again with a decision are not waited on:
+ADK stops the invocation there, and the run ends, as without Agentspan.
 """
 
 from __future__ import annotations
