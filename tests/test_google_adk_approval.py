@@ -259,6 +259,7 @@ def _post_signal(url: str, execution_id: str, name: str, payload: Any) -> int:
         return int(exc.code)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("approved", [True, False], ids=["approve", "reject"])
 def test_a_confirmation_waits_with_no_worker_and_a_decision_over_http_is_finished_by_a_fresh_one(
     server: str, tmp_path: Path, approved: bool
