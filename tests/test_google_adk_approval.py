@@ -232,14 +232,14 @@ def test_two_confirmations_of_one_model_response_are_listed_at_once_and_decided_
 
 
 # --- across processes ----------------------------------------------------------------------------------------
-def _worker(url: str, fake: FakeOpenAIServer, log: Path) -> subprocess.Popen[bytes]:
+def _worker(url: str, fake: FakeOpenAIServer, log: Path, agent: str = "payer") -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     env.update(AGENT_LOG=str(log), GOOGLE_GEMINI_BASE_URL=fake.gemini_base_url, GOOGLE_API_KEY="test")
     env.update(GOOGLE_GENAI_USE_ENTERPRISE="false", OTEL_SDK_DISABLED="true")
     env.pop("GOOGLE_GENAI_USE_VERTEXAI", None)
     env.pop("AGENTSPAN_SERVER_URL", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "agentspan", "worker", "adk_approval_program:payer", "--server", url,
+        [sys.executable, "-m", "agentspan", "worker", f"adk_approval_program:{agent}", "--server", url,
          "--lease-seconds", "2", "--poll-seconds", "1", "--max-executions", "1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -304,3 +304,34 @@ def test_a_confirmation_waits_with_no_worker_and_a_decision_over_http_is_finishe
     else:
         assert _ran(log) == [], "a rejected tool never runs"
         assert response["response"] == {"error": REJECTED, "reason": "too much"}
+
+
+@pytest.mark.slow
+def test_a_long_running_call_waits_with_no_worker_and_its_result_from_the_cli_is_finished_by_a_fresh_one(
+    server: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "tools.log"
+    script = [[("order_payment", {"amount": 5})], "The bank paid."]
+    with FakeOpenAIServer(_without_ids(script)) as fake, HttpClient(server) as client:
+        execution = client.create_execution("adk_bank", execution_input(adk_approval_program.PROMPT))
+        first = _worker(server, fake, log, "bank")
+        assert first.wait(timeout=120) == 0, "the worker ran its one execution to the wait, then exited"
+        waiting = client.get_execution(execution.id)
+        [step] = [s for s in client.get_journal(execution.id) if s.status is StepStatus.SUSPENDED]
+        subprocess.run(
+            [sys.executable, "-m", "agentspan", "signal", execution.id, f"result:{step.input['call_id']}",
+             "--payload", '{"paid": "5 by the bank"}', "--server", server],
+            check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(TESTS.parent)},
+        )  # fmt: skip
+        second = _worker(server, fake, log, "bank")
+        wait_until(lambda: client.get_execution(execution.id).status.is_terminal, "the answered run")
+        stop(second)
+        final = client.get_execution(execution.id)
+        requests = fake.requests
+    assert waiting.status is ExecutionStatus.WAITING
+    assert (step.kind, step.input["tool"], step.input["arguments"]) == ("signal", "order_payment", {"amount": 5})
+    assert final.status is ExecutionStatus.COMPLETED, final.error
+    assert final.output["output"] == "The bank paid."
+    assert _ran(log) == [["5", str(first.pid)]], "the tool ran once, in the first worker"
+    assert len(requests) == 2, "the first turn was replayed by the fresh worker, not asked for again"
+    assert [r["response"] for r in _responses(requests)] == [{"paid": "5 by the bank"}]
