@@ -317,3 +317,104 @@ def _journal_tools(service: Any) -> int:
     for execution in service.list_executions(name="adk-runner-program").items:
         done += sum(s.kind == "tool" and s.status is StepStatus.COMPLETED for s in service.get_journal(execution.id))
     return done
+
+
+# --- DurablePlugin ---------------------------------------------------------------------------------------
+class Crash(BaseException):
+    """Stands for the process dying in a tool: nothing catches it, the step stays in doubt."""
+
+
+def _without_ids(script: list[Any]) -> list[Any]:
+    """``script`` with its function calls sent as Gemini sends them: without ids (ADK then draws them)."""
+    from agentspan.agents import Message, ModelResponse, ToolCall
+
+    found: list[Any] = []
+    for turn in script:
+        if isinstance(turn, list):
+            calls = [ToolCall(id="", name=name, arguments=json.dumps(args)) for name, args in turn]
+            turn = ModelResponse(message=Message(role="assistant", tool_calls=calls))
+        found.append(turn)
+    return found
+
+
+@pytest.mark.parametrize("plugin", [True, False], ids=["with-plugin", "without"])
+def test_an_app_with_the_durable_plugin_run_by_adks_runner_in_a_durable_function_resumes_after_a_crash(
+    plugin: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, agents: list[Any]
+) -> None:
+    """ADK's own Runner, inside a durable function: with the plugin every model and tool call is a step
+    and ADK's function-call ids are deterministic, so a crash in a tool repeats only that tool."""
+    from agentspan.worker import Worker
+
+    ran: list[str] = []
+
+    def get_weather(city: str) -> dict[str, str]:
+        """The weather in a city."""
+        ran.append(city)
+        if ran == ["Paris", "Rome"]:
+            raise Crash(city)
+        return {"city": city, "weather": "sunny"}
+
+    agent = LlmAgent(name="weather", model="gemini-2.5-flash", instruction="Weather.", tools=[get_weather])
+    agents.append(agent)
+    app = App(name="weather_app", root_agent=agent, plugins=[adk.DurablePlugin()] if plugin else [])
+
+    @durable.function(name="plugin-run")
+    async def answer(question: str) -> str:
+        sessions = InMemorySessionService()
+        await sessions.create_session(app_name="weather_app", user_id="u1", session_id="s1")
+        runner = AdkRunner(app=app, session_service=sessions)
+        text = ""
+        async for event in runner.run_async(user_id="u1", session_id="s1", new_message=_message(question)):
+            if event.is_final_response() and event.content and event.content.parts:
+                text = event.content.parts[0].text or ""
+        return text
+
+    script = FakeOpenAIServer.research_script(3, "get_weather", lambda i: {"city": CITIES[i]}, answer="All sunny.")
+    service = Service(SQLiteStore(tmp_path / "plugin.db"))
+    try:
+        with _gemini(monkeypatch, _without_ids(script)) as fake:
+            execution = service.create_execution("plugin-run", {"question": "Weather?"})
+            first = Worker(service, [answer], lease_seconds=30)
+            with pytest.raises(Crash):
+                first.run_once()
+            assert service.expire_leases([first.worker_id])
+            assert Worker(service, [answer], lease_seconds=30).run_once()
+            requests = fake.requests
+        final = service.get_execution(execution.id)
+        journal = service.get_journal(execution.id)
+    finally:
+        service.close()
+    assert final.status is ExecutionStatus.COMPLETED, final.error
+    assert final.output == "All sunny."
+    if not plugin:  # what the plugin adds: without it nothing is recorded, everything runs again
+        assert journal == []
+        assert ran == ["Paris", "Rome", "Paris", "Rome", "Oslo"]
+        return
+    assert ran == ["Paris", "Rome", "Rome", "Oslo"], "only the call in flight at the crash ran again"
+    assert model_turns(requests) == collections.Counter({1: 1, 2: 1, 3: 1, 4: 1}), "no model turn asked twice"
+    assert [(s.kind, s.status) for s in journal] == [("llm", StepStatus.COMPLETED), ("tool", StepStatus.COMPLETED)] * 3 + [
+        ("llm", StepStatus.COMPLETED)
+    ]
+    tool_ids = [s.input["call_id"] for s in journal if s.kind == "tool"]
+    assert all(call_id.startswith("adk-run-") for call_id in tool_ids), f"deterministic call ids: {tool_ids}"
+
+
+def test_the_durable_plugin_does_nothing_outside_a_durable_function(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    script = FakeOpenAIServer.research_script(1, "get_weather", lambda i: {"city": CITIES[i]}, answer="Sunny.")
+    ran: list[str] = []
+
+    async def main() -> list[Any]:
+        agent = _weather_agent(ran)
+        app = App(name="weather_app", root_agent=agent, plugins=[adk.DurablePlugin()])
+        try:
+            return await _run(AdkInMemoryRunner(app=app), "Weather?")
+        finally:
+            await agent.canonical_model.api_client.aio.aclose()
+
+    with _gemini(monkeypatch, _without_ids(script)):
+        events = asyncio.run(main())
+    assert ran == ["Paris"]
+    [call] = events[0].get_function_calls()
+    assert call.id.startswith("adk-") and not call.id.startswith("adk-as"), "ADK's own random ids"
