@@ -157,7 +157,9 @@ def test_the_drop_in_runner_yields_the_events_of_adks_runner_each_call_a_durable
         "invocation_id": None,
     }
     kinds = [(step.kind, step.status) for step in runtime.client.get_journal(execution.id)]
-    assert kinds == [("llm", StepStatus.COMPLETED), ("tool", StepStatus.COMPLETED)] * 3 + [("llm", StepStatus.COMPLETED)]
+    assert kinds == [("llm", StepStatus.COMPLETED), ("tool", StepStatus.COMPLETED)] * 3 + [
+        ("llm", StepStatus.COMPLETED)
+    ]
 
 
 def test_the_sync_run_and_a_second_message_in_the_session_are_calls_of_their_own(
@@ -392,9 +394,10 @@ def test_an_app_with_the_durable_plugin_run_by_adks_runner_in_a_durable_function
         return
     assert ran == ["Paris", "Rome", "Rome", "Oslo"], "only the call in flight at the crash ran again"
     assert model_turns(requests) == collections.Counter({1: 1, 2: 1, 3: 1, 4: 1}), "no model turn asked twice"
-    assert [(s.kind, s.status) for s in journal] == [("llm", StepStatus.COMPLETED), ("tool", StepStatus.COMPLETED)] * 3 + [
-        ("llm", StepStatus.COMPLETED)
-    ]
+    assert [(s.kind, s.status) for s in journal] == [
+        ("llm", StepStatus.COMPLETED),
+        ("tool", StepStatus.COMPLETED),
+    ] * 3 + [("llm", StepStatus.COMPLETED)]
     tool_ids = [s.input["call_id"] for s in journal if s.kind == "tool"]
     assert all(call_id.startswith("adk-run-") for call_id in tool_ids), f"deterministic call ids: {tool_ids}"
 

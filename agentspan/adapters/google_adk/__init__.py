@@ -31,4 +31,13 @@ from ._patch import install
 from ._plugin import DurablePlugin
 from ._runner import InMemoryRunner, Runner, use_runtime
 
-__all__ = ["DurablePlugin", "InMemoryRunner", "Runner", "agent_function", "execution_input", "install", "is_adk", "use_runtime"]
+__all__ = [
+    "DurablePlugin",
+    "InMemoryRunner",
+    "Runner",
+    "agent_function",
+    "execution_input",
+    "install",
+    "is_adk",
+    "use_runtime",
+]

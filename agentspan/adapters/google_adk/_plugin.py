@@ -54,7 +54,7 @@ _runs: weakref.WeakKeyDictionary[Any, dict[str | None, int]] = weakref.WeakKeyDi
 _OWN: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("agentspan_google_adk_plugin", default=None)
 
 
-class DurablePlugin(BasePlugin):  # type: ignore[misc]
+class DurablePlugin(BasePlugin):
     """Makes the app's runs durable inside a durable function: see the module documentation."""
 
     def __init__(self, name: str = "agentspan_durable") -> None:

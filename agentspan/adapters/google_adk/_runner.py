@@ -164,7 +164,9 @@ async def _get_session(runner: Runner, user_id: str, session_id: str) -> Session
     return session
 
 
-async def _append_new(service: BaseSessionService, runner: Runner, user_id: str, session_id: str, events: list[Event]) -> None:
+async def _append_new(
+    service: BaseSessionService, runner: Runner, user_id: str, session_id: str, events: list[Event]
+) -> None:
     """Append to the caller's session the run's events it does not hold yet (by id), in order."""
     session = await service.get_session(app_name=runner.app_name, user_id=user_id, session_id=session_id)
     if session is None:
@@ -294,7 +296,7 @@ def _settled(handle: ExecutionHandle, call: _Call) -> None:
 class _Durable:
     """``run_async`` as a durable execution (mixed into ADK's runner classes)."""
 
-    async def run_async(  # type: ignore[misc]
+    async def run_async(
         self: Any,
         *,
         user_id: str,
