@@ -111,6 +111,10 @@ async def _session(runner: Any, session_id: str = "s1") -> Any:
     return await runner.session_service.get_session(app_name=runner.app_name, user_id="u1", session_id=session_id)
 
 
+class Crash(BaseException):
+    """Stands for the process dying in a tool: nothing catches it, the step stays in doubt."""
+
+
 # --- the same events as ADK's own Runner -------------------------------------------------------------------
 def test_the_drop_in_runner_yields_the_events_of_adks_runner_each_call_a_durable_execution(
     monkeypatch: pytest.MonkeyPatch, runtime: Runtime, agents: list[Any]
@@ -203,6 +207,66 @@ def test_bad_calls_are_refused_saying_what_to_do(
     with pytest.raises(ValueError, match="new_message or an invocation_id"):
         asyncio.run(call())
     assert runtime.client.list_executions(name="weather").items == []
+
+
+def test_a_call_that_ended_before_its_events_were_kept_is_not_run_again_its_events_are_kept(
+    monkeypatch: pytest.MonkeyPatch, runtime: Runtime, agents: list[Any]
+) -> None:
+    """The process died after the execution completed and before the session got its events: the same
+    call again keeps the recorded events, asking the model nothing."""
+    import agentspan.adapters.google_adk._runner as runner_module
+
+    kept = runner_module._append_new
+
+    async def dies(*args: Any) -> None:
+        raise Crash("died before the events were appended")
+
+    ran: list[str] = []
+    script = FakeOpenAIServer.research_script(1, "get_weather", lambda i: {"city": CITIES[i]}, answer="Sunny.")
+    with _gemini(monkeypatch, script) as fake:
+        agent = _weather_agent(ran)
+        agents.append(agent)
+        runner = adk.InMemoryRunner(agent=agent, app_name="weather")
+        monkeypatch.setattr(runner_module, "_append_new", dies)
+        with pytest.raises(Crash):
+            asyncio.run(_run(runner, "Weather?"))
+        assert asyncio.run(_session(runner)).events == []
+        monkeypatch.setattr(runner_module, "_append_new", kept)
+        requests_before = fake.request_count
+        events = asyncio.run(_run(runner, "Weather?"))
+        session = asyncio.run(_session(runner))
+        assert fake.request_count == requests_before, "the model was not asked again"
+    assert ran == ["Paris"]
+    assert [e.author for e in events] == ["user", "weather", "weather", "weather"]
+    assert [e.id for e in session.events] == [e.id for e in events]
+    assert session.state == {"visited": ["Paris"]}
+    [execution] = runtime.client.list_executions(name="weather").items
+    assert execution.status is ExecutionStatus.COMPLETED
+
+
+def test_a_call_nobody_waits_for_is_run_by_the_worker_which_keeps_its_events(
+    monkeypatch: pytest.MonkeyPatch, runtime: Runtime, agents: list[Any]
+) -> None:
+    """An unfinished call whose caller is gone (its process died, and another copy of the program runs a
+    different call) is run by this process's worker, with the runner's services."""
+    from agentspan.adapters.google_adk._runner import call_input, runner_function
+
+    ran: list[str] = []
+    script = FakeOpenAIServer.research_script(1, "get_weather", lambda i: {"city": CITIES[i]}, answer="Sunny.")
+    with _gemini(monkeypatch, script):
+        agent = _weather_agent(ran)
+        agents.append(agent)
+        runner = adk.InMemoryRunner(agent=agent, app_name="weather")
+        session = asyncio.run(runner.session_service.create_session(app_name="weather", user_id="u1", session_id="s1"))
+        data = call_input("weather", "u1", session, _message("Weather?"))
+        execution = runtime.client.create_execution("weather", data)
+        runtime.ensure_worker(runner_function(runner))
+        wait_until(lambda: runtime.client.get_execution(execution.id).status.is_terminal, "the run")
+        session = asyncio.run(_session(runner))
+    assert runtime.client.get_execution(execution.id).status is ExecutionStatus.COMPLETED
+    assert ran == ["Paris"]
+    assert [e.author for e in session.events] == ["user", "weather", "weather", "weather"]
+    assert session.state == {"visited": ["Paris"]}
 
 
 # --- ADK's documented examples, with only the import changed ---------------------------------------------
@@ -322,10 +386,6 @@ def _journal_tools(service: Any) -> int:
 
 
 # --- DurablePlugin ---------------------------------------------------------------------------------------
-class Crash(BaseException):
-    """Stands for the process dying in a tool: nothing catches it, the step stays in doubt."""
-
-
 def _without_ids(script: list[Any]) -> list[Any]:
     """``script`` with its function calls sent as Gemini sends them: without ids (ADK then draws them)."""
     from agentspan.agents import Message, ModelResponse, ToolCall

@@ -34,6 +34,7 @@ import asyncio
 import contextvars
 import dataclasses
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,8 +96,9 @@ class _Call:
 
 _lock = threading.Lock()
 _calls: dict[str, _Call] = {}
-# Per function name, the runner whose services a run without a waiting caller uses.
-_fallback: dict[str, Runner] = {}
+# Per function name, the runner whose services a run without a waiting caller uses: the last one made
+# a call in this process (kept while it lives).
+_fallback: weakref.WeakValueDictionary[str, Runner] = weakref.WeakValueDictionary()
 
 
 @contextmanager
@@ -136,17 +138,16 @@ def call_input(
     }
 
 
-def _copy(session: Session) -> InMemorySessionService:
+async def _copy(session: Session) -> InMemorySessionService:
     """An in-memory session service holding a copy of ``session`` (its events and state)."""
     sessions = InMemorySessionService()
-    stored = sessions._create_session_impl(
+    await sessions.create_session(
         app_name=session.app_name, user_id=session.user_id, state=dict(session.state), session_id=session.id
     )
     # The events as they are: appending them again would apply their state changes twice.
     sessions.sessions[session.app_name][session.user_id][session.id].events = [
         event.model_copy(deep=True) for event in session.events
     ]
-    assert stored.id == session.id
     return sessions
 
 
@@ -180,7 +181,7 @@ async def _append_new(
 async def _run(runner: Runner, call: dict[str, Any], session: Session, found: _Call | None, tag: str) -> list[Event]:
     """One attempt: ADK's own Runner on a copy of ``session``; the events it added to the copy."""
     with adk_run(tag) as state:
-        sessions = _copy(session)
+        sessions = await _copy(session)
         inner = adk_runners.Runner(
             app=runner.app,
             app_name=runner.app_name,
@@ -218,7 +219,7 @@ def runner_function(runner: Runner) -> Callable[..., Any]:
     install()
     name = _check_name(agent_name(runner.app, runner.app_name))
     with _lock:
-        _fallback.setdefault(name, runner)
+        _fallback[name] = runner
 
     async def entry(**call: Any) -> dict[str, Any]:
         if set(call) != {"app_name", "user_id", "session_id", "after", "message", "state_delta", "invocation_id"}:
@@ -231,7 +232,12 @@ def runner_function(runner: Runner) -> Callable[..., Any]:
         execution_id = context[0].execution_id if context is not None else "local"
         found = _find(execution_id)
         with _lock:
-            target = found.runner if found is not None else _fallback[name]
+            target = found.runner if found is not None else _fallback.get(name)
+        if target is None:
+            raise AgentspanError(
+                f"execution {execution_id} is a Runner.run_async call of app {name!r}, and no Runner of that app"
+                " is alive in this process to run it (and keep its events in that Runner's session service)"
+            )
         try:
             if found is not None:
                 session = found.session
