@@ -188,6 +188,34 @@ def test_the_sync_run_and_a_second_message_in_the_session_are_calls_of_their_own
     assert all(e.status is ExecutionStatus.COMPLETED for e in executions)
 
 
+def test_in_streaming_mode_partial_events_reach_the_caller_live_and_the_session_keeps_only_final_ones(
+    monkeypatch: pytest.MonkeyPatch, runtime: Runtime, agents: list[Any]
+) -> None:
+    from google.adk.agents.run_config import RunConfig, StreamingMode
+
+    answer = "It is sunny in Paris today, with a light breeze from the west and no rain expected at all."
+    with _gemini(monkeypatch, [answer]) as fake:
+        agent = _weather_agent([])
+        agents.append(agent)
+        runner = adk.InMemoryRunner(agent=agent, app_name="weather")
+        asyncio.run(runner.session_service.create_session(app_name="weather", user_id="u1", session_id="s1"))
+        events = list(
+            runner.run(
+                user_id="u1",
+                session_id="s1",
+                new_message=_message("Weather?"),
+                run_config=RunConfig(streaming_mode=StreamingMode.SSE),
+            )
+        )
+        session = asyncio.run(_session(runner))
+        requests = fake.requests
+    assert all(request["stream"] for request in requests), "the caller's run_config reached ADK's Runner"
+    partial = [e for e in events if e.partial]
+    assert len(partial) > 1 and "".join(e.content.parts[0].text for e in partial) == answer
+    assert not events[-1].partial and events[-1].content.parts[0].text == answer
+    assert [bool(e.partial) for e in session.events] == [False, False], "the user's message and the final answer"
+
+
 def test_bad_calls_are_refused_saying_what_to_do(
     monkeypatch: pytest.MonkeyPatch, runtime: Runtime, agents: list[Any]
 ) -> None:
