@@ -1,6 +1,6 @@
 """A program written against the drop-in ``Runner`` (run as ``python adk_runner_program.py``): an ADK
 agent on ADK's default Gemini model (at ``GOOGLE_GEMINI_BASE_URL``) that makes 20 tool calls, each
-appending ``<query>\\t<pid>`` to the file named by ``AGENT_LOG`` and recording the query in the
+appending ``<query>\\t<idempotency key>\\t<pid>`` to the file named by ``AGENT_LOG`` and recording the query in the
 session state. Its session is kept by ADK's ``SqliteSessionService`` in the file ``ADK_SESSIONS``; its
 executions by the embedded runtime in ``AGENTSPAN_DB``. Run again after a SIGKILL, it resumes the run."""
 
@@ -16,11 +16,13 @@ from google.genai import types
 from processes import log_call
 
 from agentspan.adapters.google_adk import Runner
+from agentspan.durable import current_step
 
 
 def search(query: str, tool_context: ToolContext) -> dict[str, str]:
     """Search for information."""
-    log_call(query)
+    step = current_step()
+    log_call(f"{query}\t{step.idempotency_key if step else '-'}")
     tool_context.state["searched"] = [*tool_context.state.get("searched", []), query]
     return {"results": f"results for {query}"}
 

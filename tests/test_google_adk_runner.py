@@ -387,7 +387,10 @@ def test_a_program_using_the_drop_in_runner_killed_after_tool_call_18_resumes_wh
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "compared"
     assert [e.status for e in executions] == [ExecutionStatus.COMPLETED], "one execution, resumed"
-    runs = collections.Counter(line.split("\t")[0] for line in log.read_text().splitlines())
+    lines = [line.split("\t") for line in log.read_text().splitlines()]
+    runs = collections.Counter(query for query, _, _ in lines)
+    keys = {query: {key for q, key, _ in lines if q == query} for query in runs}
+    assert all(len(found) == 1 and "-" not in found for found in keys.values()), f"one key per call: {keys}"
     assert set(runs) == {f"q{i}" for i in range(1, 21)}
     assert sorted(runs.values())[:done_at_kill] == [1] * done_at_kill
     assert sum(runs.values()) <= 20 + 1, "at most the one call in flight at the kill ran twice"
