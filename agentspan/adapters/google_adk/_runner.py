@@ -178,9 +178,11 @@ async def _append_new(
             await service.append_event(session, event)
 
 
-async def _run(runner: Runner, call: dict[str, Any], session: Session, found: _Call | None, tag: str) -> list[Event]:
+async def _run(
+    runner: Runner, call: dict[str, Any], session: Session, found: _Call | None, execution_id: str
+) -> list[Event]:
     """One attempt: ADK's own Runner on a copy of ``session``; the events it added to the copy."""
-    with adk_run(tag) as state:
+    with adk_run(execution_id) as state:
         sessions = await _copy(session)
         inner = adk_runners.Runner(
             app=runner.app,
