@@ -603,3 +603,17 @@ def test_a_sequential_agent_that_crashed_in_its_second_agent_replays_the_first_a
     assert _comparable(crashed.output, _tag(crashed.output)) == _comparable(
         uninterrupted.output, _tag(uninterrupted.output)
     )
+
+
+def test_the_output_is_the_agents_last_text_never_the_users_own_message() -> None:
+    from google.adk.events import Event
+    from google.genai import types
+
+    from agentspan.adapters.google_adk._agent import run_output
+
+    def said(author: str, text: str) -> Event:
+        return Event(author=author, content=types.Content(role="user" if author == "user" else "model",
+                                                          parts=[types.Part(text=text)]))  # fmt: skip
+
+    assert run_output(None, [said("user", "pay my bill")], {})["output"] == ""
+    assert run_output(None, [said("user", "pay my bill"), said("billing", "paid")], {})["output"] == "paid"

@@ -118,7 +118,8 @@ def _usage(events: list[Any]) -> dict[str, int]:
 
 def run_output(target: Any, events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
     """The execution output of a finished run: its session's ``events`` and ``state``."""
-    final = next((e for e in reversed(events) if e.is_final_response() and _text(e)), None)
+    # The user's own message counts as a "final response" for ADK: the answer is the last agent event's text.
+    final = next((e for e in reversed(events) if e.author != "user" and e.is_final_response() and _text(e)), None)
     output = _text(final) if final is not None else ""
     structured = None
     if getattr(_root(target), "output_schema", None) is not None and output:
