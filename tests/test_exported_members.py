@@ -32,7 +32,16 @@ EXPECTED = {
     "agentspan.adapters.crewai": [
         "DurableCrew", "crew_function", "durable", "execution_input", "install", "use_runtime",
     ],
-    "agentspan.adapters.google_adk": ["agent_function", "execution_input", "install", "is_adk"],
+    "agentspan.adapters.google_adk": [
+        "DurablePlugin",
+        "InMemoryRunner",
+        "Runner",
+        "agent_function",
+        "execution_input",
+        "install",
+        "is_adk",
+        "use_runtime",
+    ],
     "agentspan.adapters.langgraph": [
         "DurableGraph", "durable", "graph_function", "graph_input", "graph_name", "install", "use_runtime",
     ],

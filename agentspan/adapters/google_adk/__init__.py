@@ -28,5 +28,16 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._agent import agent_function, execution_input, is_adk
 from ._patch import install
+from ._plugin import DurablePlugin
+from ._runner import InMemoryRunner, Runner, use_runtime
 
-__all__ = ["agent_function", "execution_input", "install", "is_adk"]
+__all__ = [
+    "DurablePlugin",
+    "InMemoryRunner",
+    "Runner",
+    "agent_function",
+    "execution_input",
+    "install",
+    "is_adk",
+    "use_runtime",
+]

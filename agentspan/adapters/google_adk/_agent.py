@@ -6,7 +6,9 @@ root agent has an ``output_schema``), ``tool_calls``, ``usage`` and ``finish_rea
 (the session's events as JSON) and ``state`` (the session's final state).
 
 Each attempt runs on a fresh ``InMemorySessionService`` (and artifact service), rebuilt by replaying
-the journal: a resumed run never appends an event twice to a session.
+the journal: a resumed run never appends an event twice to a session. A long-running tool call
+left unanswered when the Runner stops waits durably for its result (``result:<call id>``), which the
+Runner is then given as ADK's ``FunctionResponse`` (see :mod:`._approval`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ...durable._codec import Codec, to_json
 from ...durable._context import current_context
 from ...durable._definitions import _check_name
 from ...errors import ConfigurationError
+from ._approval import long_running_results
 from ._patch import install
 from ._scope import adk_run, raise_if_failed
 
@@ -149,6 +152,14 @@ async def _attempt(target: Any, execution_id: str, prompt: str, run_config: RunC
                 raise_if_failed(state)
             raise_if_failed(state)
             found = await sessions.get_session(app_name=runner.app_name, user_id=USER_ID, session_id=session.id)
+            # Long-running calls left unanswered: wait (durably) for their results, then run on with them.
+            while found is not None and (answer := long_running_results(list(found.events))) is not None:
+                async for _ in runner.run_async(
+                    user_id=USER_ID, session_id=session.id, new_message=answer, run_config=run_config
+                ):
+                    raise_if_failed(state)
+                raise_if_failed(state)
+                found = await sessions.get_session(app_name=runner.app_name, user_id=USER_ID, session_id=session.id)
         finally:
             await runner.close()
         assert found is not None

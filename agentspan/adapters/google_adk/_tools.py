@@ -12,6 +12,10 @@ uninterrupted run's. The patch sits below ADK's tool callbacks, so the user's
 
 A tool that runs an agent (``AgentTool``) runs that agent's model and tool calls inside its own step:
 they are nested steps, so an interrupted inner run replays its finished calls.
+
+A tool that asks to confirm its own call (``tool_context.request_confirmation``) records the request
+with its step; the run then waits for the decision and runs the tool again, as a second step, with
+``tool_context.tool_confirmation`` set (see :mod:`._approval`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ...durable import run_step_async
 from ...durable._codec import Codec, to_json
 from ...errors import NotJSONError
 from .._typed import decode_typed, encode_typed
+from . import _approval
 from ._scope import RunState, raise_if_failed, stable_call_id
 
 __all__ = ["same_tool", "tool_call"]
@@ -127,32 +132,43 @@ async def tool_call(
 
     async def call() -> _Outcome:
         before = _snapshot(actions) if actions is not None else None
+        asked = set(_approval.requested(tool_context))
         token = _IN_TOOL.set(tool)
         try:
             result = await wrapped(*args, **kwargs)
         finally:
             _IN_TOOL.reset(token)
         effects = _changes(before, _snapshot(tool_context.actions)) if before is not None else {}
-        return _Outcome(result, effects)
+        return _Outcome(result, {**effects, **_approval.new_requests(asked, tool_context)})
 
-    ran: list[bool] = []
+    async def step(request: dict[str, Any], identity: dict[str, Any]) -> Any:
+        ran: list[bool] = []
 
-    async def first_run() -> _Outcome:
-        ran.append(True)
-        return await call()
+        async def first_run() -> _Outcome:
+            ran.append(True)
+            return await call()
 
-    try:
-        outcome: _Outcome = await run_step_async(
-            "tool", name, request, first_run, codec=_OUTCOME, identity=identity, ordered=stable is None
+        try:
+            outcome: _Outcome = await run_step_async(
+                "tool", name, request, first_run, codec=_OUTCOME, identity=identity, ordered=stable is None
+            )
+        except NotJSONError as exc:
+            error = _unstorable(name, exc)
+            state.fail(error)
+            raise error from None
+        if not ran and tool_context is not None:  # replayed: the live call made these changes itself
+            _restore(tool_context, outcome.effects)
+            _approval.restore_requests(tool_context, outcome.effects)
+        # The result as recorded (a live call too), so that a run and its replay go on from the same value.
+        return outcome.result
+
+    result = await step(request, identity)
+    if _approval.asked_to_confirm(tool_context):  # the tool asked to confirm its call: wait, run it again
+        confirmed = {"after_confirmation": True}
+        return await _approval.confirm_and_run_again(
+            name, arguments, stable, tool_context, lambda: step({**request, **confirmed}, {**identity, **confirmed})
         )
-    except NotJSONError as exc:
-        error = _unstorable(name, exc)
-        state.fail(error)
-        raise error from None
-    if not ran and tool_context is not None:  # replayed: the live call made these changes itself
-        _restore(tool_context, outcome.effects)
-    # The result as recorded (a live call too), so that a run and its replay go on from the same value.
-    return outcome.result
+    return result
 
 
 def _unstorable(name: str, exc: NotJSONError) -> NotJSONError:
