@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("google.adk")
 
 import wrapt
+from google.adk.agents.base_agent import BaseAgent
 from google.adk.models.base_llm import BaseLlm
 from google.adk.models.google_llm import Gemini
 from google.adk.tools.agent_tool import AgentTool
@@ -17,7 +18,7 @@ from patch_points import remove_point
 from agentspan.adapters.google_adk import _patch
 
 POINTS = [(Gemini, "generate_content_async"), (BaseTool, "run_async"), (FunctionTool, "run_async"),
-          (AgentTool, "run_async")]  # fmt: skip
+          (AgentTool, "run_async"), (BaseAgent, "run_async")]  # fmt: skip
 
 
 def _wrapped(cls: type, attribute: str) -> bool:

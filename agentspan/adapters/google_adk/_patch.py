@@ -5,6 +5,7 @@
 | ``generate_content_async`` of every ``BaseLlm`` subclass that defines it: ``Gemini`` (``google.adk.models.google_llm``), ``LiteLlm``, ``Claude``, ``Gemma``, ``ApigeeLlm`` when their modules import, and user-defined model classes | every model call is a step; below ADK's model callbacks and plugins, which still run on a replayed response |
 | ``run_async`` of ``BaseTool`` and of every subclass that defines it (``FunctionTool``, ``AgentTool``, MCP and OpenAPI tools...) | every tool call is a step, with the changes it made to its ``EventActions``; below ADK's tool callbacks, which still run on a replayed call |
 | ``apply_confirmation_gate`` as ``google.adk.flows.llm_flows.tools._caller`` calls it | a tool call that needs confirmation waits durably for an approval (:mod:`._approval`) |
+| ``BaseAgent.run_async`` (``google.adk.agents.base_agent``) | the ids an agent draws are counted on its branch (``InvocationContext.branch``): ``ParallelAgent`` branches draw them side by side, in another order on a replay |
 
 ADK's own ids (function-call ids, invocation ids, event ids) are made deterministic without a patch,
 through ADK's id provider (``google.adk.platform.uuid.set_id_provider``, see :mod:`._scope`).
@@ -23,7 +24,7 @@ from typing import Any
 
 from .._patching import Patches
 from . import _approval, _model, _tools
-from ._scope import current_run
+from ._scope import current_run, in_branch
 
 __all__ = ["install", "installed", "patch_new_classes", "unpatch"]
 
@@ -38,6 +39,7 @@ _MODEL_CLASSES = (
 _MODEL_BASE = ("google.adk.models.base_llm", "BaseLlm")
 _TOOL_BASE = ("google.adk.tools.base_tool", "BaseTool")
 _GATE = ("google.adk.flows.llm_flows.tools._caller", "apply_confirmation_gate")
+_AGENT_RUN = ("google.adk.agents.base_agent", "BaseAgent.run_async")
 
 _patches = Patches("Google ADK", "google-adk", "google-adk 2.13 and later 2.x")
 _classes: set[type] = set()
@@ -58,6 +60,14 @@ async def _tool_run_async(
     if state is None or _tools.same_tool(instance) or _model.in_model():
         return await wrapped(*args, **kwargs)
     return await _tools.tool_call(state, instance, wrapped, args, kwargs)
+
+
+def _agent_run_async(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    events = wrapped(*args, **kwargs)
+    if current_run() is None:
+        return events
+    context = kwargs.get("parent_context", args[0] if args else None)
+    return in_branch(getattr(context, "branch", None), events)
 
 
 # --- installing ------------------------------------------------------------------------------------------------
@@ -103,8 +113,10 @@ def install() -> None:
             _patches.resolve(_TOOL_BASE[0], f"{_TOOL_BASE[1]}.run_async")
             _patches.resolve(*_MODEL_BASE)
             gate = _patches.resolve(*_GATE)
-            assert gate is not None  # required: resolve raised otherwise
+            agent_run = _patches.resolve(*_AGENT_RUN)
+            assert gate is not None and agent_run is not None  # required: resolve raised otherwise
             _patches.wrap(*gate, _approval.confirmation_gate)
+            _patches.wrap(*agent_run, _agent_run_async)
         patch_new_classes()
 
 

@@ -3,7 +3,8 @@ run must remember, and the deterministic ids ADK draws inside it.
 
 Only calls made inside such a run become steps; outside it the patched ADK methods behave exactly as
 ADK's own. ADK runs parallel tool calls and ``ParallelAgent`` branches as asyncio tasks, which copy
-context variables, so the run state reaches them.
+context variables, so the run state reaches them. Each ``ParallelAgent`` branch counts the ids it draws
+apart (:func:`in_branch`): concurrent branches draw them in another order on a replay than live.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextvars
 import dataclasses
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +22,11 @@ from google.adk.platform import uuid as platform_uuid
 from ...durable._context import current_context
 from ...errors import AgentspanError
 
-__all__ = ["RunState", "adk_run", "current_run", "raise_if_failed", "stable_call_id"]
+__all__ = ["RunState", "adk_run", "current_run", "in_branch", "raise_if_failed", "stable_call_id"]
+
+# The ADK branch (``InvocationContext.branch``, a dotted name such as ``fanout.left``) the calling code runs
+# in; ``None`` outside any ``ParallelAgent`` branch.
+_BRANCH: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentspan_google_adk_branch", default=None)
 
 
 @dataclasses.dataclass
@@ -38,16 +43,22 @@ class RunState:
     """Per place (enclosing step, agent and model): the contents and config (as JSON) the last model
     call there was sent; a model step records only what changed since then."""
     drawn: dict[str | None, int] = dataclasses.field(default_factory=dict)
-    """How many ids were drawn so far, per enclosing step (``None``: outside any step)."""
+    """How many ids were drawn so far, per enclosing step and ADK branch (``None``: outside any step, on
+    the root branch)."""
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def new_id(self) -> str:
         """The next id, counted from 1 in each attempt, so a replay draws the same ids in the same order
         as the run it replays (function-call ids, invocation ids, event ids): ``<tag>-<n>``, or
         ``<tag>-<step>-<n>`` inside a step. Ids drawn inside a step (by the agent an ``AgentTool`` runs,
-        by a tool) are counted apart: a replayed step draws none, and the ids after it must not move."""
+        by a tool) are counted apart: a replayed step draws none, and the ids after it must not move. So
+        are the ids of each ``ParallelAgent`` branch (``<tag>-<step and branch>-<n>``): its branches run
+        side by side, and only the order of the draws within one branch is the same on every attempt."""
         found = current_context()
         parent = found[1] if found is not None else None
+        branch = _BRANCH.get()
+        if branch is not None:
+            parent = f"{parent or ''}\0{branch}"
         with self.lock:
             n = self.drawn[parent] = self.drawn.get(parent, 0) + 1
         if parent is None:
@@ -70,6 +81,25 @@ def current_run() -> RunState | None:
     if state is None or current_context() is None:
         return None
     return state
+
+
+async def in_branch(branch: str | None, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """``events`` (an agent's ``run_async``), with the ids drawn while they are made counted on ``branch``.
+
+    A ``ParallelAgent`` iterates each branch's events in a task of its own (a copy of the context), so
+    the branch set here is that task's alone; elsewhere an agent runs on its parent's branch."""
+    token = _BRANCH.set(branch)
+    try:
+        async for event in events:
+            yield event
+    finally:
+        try:
+            _BRANCH.reset(token)
+        except ValueError:  # closed from another context (garbage collection): that one never saw it
+            pass
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def raise_if_failed(state: RunState) -> None:
