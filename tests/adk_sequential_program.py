@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import warnings
 
-from google.adk.agents import LlmAgent, SequentialAgent
-
 from adk_agents_program import MODEL, survey
+from google.adk.agents import LlmAgent, SequentialAgent
 
 PROMPT = "Build it, step by step."
 STAGES = {"scout": "You scout the site.", "builder": "You build the thing.", "checker": "You check the build."}

@@ -25,7 +25,7 @@ pytest.importorskip("google.adk")
 import adk_sequential_program as program
 from processes import TESTS, model_turns, stop, wait_until
 from test_fake_gemini import _Connections, connections  # noqa: F401 (a fixture)
-from test_google_adk import UUID, Crash, _comparable, _run_crashing, _tag
+from test_google_adk import UUID, Crash, _calls_without_ids, _comparable, _run_crashing, _tag
 from test_google_adk_agents import _calls, _check_calls, _lines, _tools_done
 from test_google_adk_agents import _comparable as _comparable_by_branch
 
@@ -123,8 +123,13 @@ def _lite_agent(fake: FakeOpenAIServer, ran: list[str], crash_at: tuple[str, int
     return LlmAgent(name="weather", model=model, instruction="Answer about the weather.", tools=[get_weather])
 
 
-def _script() -> list[Any]:
-    return FakeOpenAIServer.research_script(3, "get_weather", lambda i: {"city": CITIES[i]}, answer="All sunny.")
+def _script(*, ids: bool = True) -> list[Any]:
+    """Three weather calls and an answer; without ids, litellm hands ADK calls without ids, and ADK's id
+    provider (deterministic in a run) names them."""
+    script = FakeOpenAIServer.research_script(3, "get_weather", lambda i: {"city": CITIES[i]}, answer="All sunny.")
+    return (
+        script if ids else _calls_without_ids([[("get_weather", {"city": city})] for city in CITIES] + ["All sunny."])
+    )
 
 
 def test_a_litellm_agent_runs_through_runtime_run_each_model_call_a_step_keyed_without_uuids(
@@ -173,10 +178,13 @@ def test_litellm_makes_no_network_call_at_import_with_its_local_cost_map(tmp_pat
     assert found.stdout.strip().splitlines()[-1] == "[]", found.stdout
 
 
-def test_a_litellm_agent_that_crashed_in_a_tool_resumes_asking_the_model_no_turn_twice(service: Service) -> None:
+@pytest.mark.parametrize("ids", [True, False], ids=["model-ids", "no-ids"])
+def test_a_litellm_agent_that_crashed_in_a_tool_resumes_asking_the_model_no_turn_twice(
+    ids: bool, service: Service
+) -> None:
     ran: list[str] = []
     calm_ran: list[str] = []
-    with FakeOpenAIServer(_script()) as fake:
+    with FakeOpenAIServer(_script(ids=ids)) as fake:
         crashed_id = _run_crashing(service, agent_function(_lite_agent(fake, ran, ("Rome", 1))), "Weather?")
         requests = fake.requests
         calm = service.create_execution("calm", execution_input("Weather?"))
@@ -189,6 +197,8 @@ def test_a_litellm_agent_that_crashed_in_a_tool_resumes_asking_the_model_no_turn
     journal = service.get_journal(crashed_id)
     for step in journal:
         assert not UUID.search(step.key), f"a random id in step key {step.key}"
+    call_ids = [step.input["call_id"] for step in journal if step.kind == "tool"]
+    assert call_ids == ["call_1", "call_2", "call_3"] if ids else all(i.startswith("adk-run-") for i in call_ids)
     assert _comparable(crashed.output, _tag(crashed.output)) == _comparable(
         uninterrupted.output, _tag(uninterrupted.output)
     )
