@@ -5,8 +5,9 @@ A call is keyed by its tool and the model's function-call id (deterministic insi
 responses are replayed and ADK's own ids come from the run's id provider), so parallel calls that
 finish in another order on a rerun still find their records. The step records the tool's result and
 the changes it made to ``tool_context.actions`` (``state_delta``, ``artifact_delta``,
-``transfer_to_agent``, ``transfer_reason``, ``escalate``, ``skip_summarization``); a replay hands back
-the result and makes the same changes, so the session's state and history after a resume equal an
+``transfer_to_agent``, ``transfer_reason``, ``escalate``, ``skip_summarization``) and the content of
+the artifacts it saved; a replay hands back the result, saves those artifacts into the resumed run's
+artifact service and makes the same changes, so the session's state and history after a resume equal an
 uninterrupted run's. The patch sits below ADK's tool callbacks, so the user's
 ``before_tool_callback`` / ``after_tool_callback`` and plugins run on a replayed call as on a live one.
 
@@ -23,6 +24,8 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from google.genai import types
 
 from ...durable import run_step_async
 from ...durable._codec import Codec, to_json
@@ -110,6 +113,25 @@ def _restore(tool_context: Any, effects: dict[str, Any]) -> None:
             setattr(actions, name, effects[name])
 
 
+async def _saved_artifacts(tool_context: Any, delta: dict[str, Any]) -> dict[str, list[Any]]:
+    """The content of the artifacts a call saved, every version up to the one in its ``artifact_delta``
+    (a resumed run's artifact service starts empty), as JSON."""
+    saved: dict[str, list[Any]] = {}
+    for filename, version in delta.items():
+        parts = [await tool_context.load_artifact(filename, version=v) for v in range(int(version) + 1)]
+        saved[filename] = [None if p is None else p.model_dump(mode="json", exclude_none=True) for p in parts]
+    return saved
+
+
+async def _save_artifacts(tool_context: Any, saved: dict[str, list[Any]]) -> None:
+    """Save a recorded call's artifacts into this attempt's artifact service, in their version order,
+    skipping the versions it already holds (saved by earlier replayed calls)."""
+    for filename, parts in saved.items():
+        latest = await tool_context.get_artifact_version(filename)
+        for part in parts[0 if latest is None else latest.version + 1 :]:
+            await tool_context.save_artifact(filename, types.Part.model_validate(part or {}))
+
+
 def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
     tool_args = kwargs.get("args", args[0] if args else None)
     tool_context = kwargs.get("tool_context", args[1] if len(args) > 1 else None)
@@ -139,6 +161,8 @@ async def tool_call(
         finally:
             _IN_TOOL.reset(token)
         effects = _changes(before, _snapshot(tool_context.actions)) if before is not None else {}
+        if effects.get("artifact_delta"):
+            effects["artifacts"] = await _saved_artifacts(tool_context, effects["artifact_delta"])
         return _Outcome(result, {**effects, **_approval.new_requests(asked, tool_context)})
 
     async def step(request: dict[str, Any], identity: dict[str, Any]) -> Any:
@@ -157,6 +181,7 @@ async def tool_call(
             state.fail(error)
             raise error from None
         if not ran and tool_context is not None:  # replayed: the live call made these changes itself
+            await _save_artifacts(tool_context, outcome.effects.get("artifacts") or {})
             _restore(tool_context, outcome.effects)
             _approval.restore_requests(tool_context, outcome.effects)
         # The result as recorded (a live call too), so that a run and its replay go on from the same value.
