@@ -18,8 +18,9 @@ EXPECTED = {
     "agentspan.worker": ["Worker", "default_worker_id"],
     "agentspan.runtime": [
         "AgentStatus", "Claim", "Definition", "DivergenceRecord", "ErrorInfo", "Event", "Execution", "ExecutionPage",
-        "ExecutionStatus", "FinishRecord", "Heartbeat", "Record", "SQLiteStore", "Service", "Step",
-        "StepRecord", "StepStatus", "Store", "WaitInfo", "WriteResult",
+        "ExecutionStatus", "FinishRecord", "Heartbeat", "InboxDecision", "InboxItem", "InboxPage", "InboxStatus",
+        "InboxType", "Record", "SQLiteStore", "Service", "Step", "StepRecord", "StepStatus", "Store", "WaitInfo",
+        "WriteResult",
     ],
     "agentspan.runtime.store": ["SQLiteStore", "Store"],
     "agentspan.runtime.server": ["create_app", "run_server"],

@@ -146,7 +146,7 @@ def test_an_interrupt_waits_durably_and_the_answer_resumes_the_graph_in_process(
     journal = service.get_journal(eid)
     asked = [s for s in journal if s.name == "langgraph.interrupt"]
     assert [(s.input, s.output) for s in asked] == [({"signal": "interrupt:1"}, ["approve?"])]
-    assert [s.status for s in journal if s.kind == "signal"] == [StepStatus.COMPLETED]
+    assert [s.status for s in journal if s.kind == "interrupt"] == [StepStatus.COMPLETED]
     assert not [e for e in service.get_events(eid) if e.type == "divergence"]
 
 

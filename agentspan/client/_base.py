@@ -15,6 +15,9 @@ from ..runtime import (
     ExecutionPage,
     ExecutionStatus,
     Heartbeat,
+    InboxDecision,
+    InboxItem,
+    InboxPage,
     Record,
     Step,
     WriteResult,
@@ -84,6 +87,26 @@ class Client(Protocol):
 
     def get_events(self, execution_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
         """Events after an event id."""
+        ...
+
+    def list_approvals(
+        self,
+        *,
+        execution_id: str | None = None,
+        agent: str | None = None,
+        framework: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> InboxPage:
+        """The waits for a person not yet decided, across executions, oldest first."""
+        ...
+
+    def get_approval(self, approval_id: str) -> InboxItem:
+        """One wait of the approvals inbox by its id, pending or decided."""
+        ...
+
+    def decide_approval(self, approval_id: str, decision: InboxDecision | dict[str, Any]) -> InboxItem:
+        """Approve, reject or answer a wait of the approvals inbox; returns it decided."""
         ...
 
     def wait_events(self, execution_id: str, *, after: int = 0, timeout: float = 30.0) -> list[Event]:

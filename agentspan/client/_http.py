@@ -35,10 +35,15 @@ from ..runtime import (
     ExecutionPage,
     ExecutionStatus,
     Heartbeat,
+    InboxDecision,
+    InboxItem,
+    InboxPage,
     Record,
     Step,
     WriteResult,
 )
+from ..runtime._inbox import check_decision
+from ..runtime._models import validate
 from ._retry import Backoff, RetryPolicy
 from ._wire import WireConnection
 
@@ -130,6 +135,12 @@ def _execution_path(execution_id: str) -> str:
         # The server's ids never contain a slash; such an id would address another endpoint.
         raise NotFoundError(f"no execution with id {execution_id!r}", execution_id=execution_id)
     return f"/executions/{_segment(execution_id)}"
+
+
+def _approval_path(approval_id: str) -> str:
+    if not approval_id or "/" in approval_id:
+        raise NotFoundError(f"no approval with id {approval_id!r}; `agentspan approvals list` shows the pending ones")
+    return f"/approvals/{_segment(approval_id)}"
 
 
 class HttpClient:
@@ -388,6 +399,49 @@ class HttpClient:
         params = {"after": after, "wait": wait}
         response = self._request("GET", _execution_path(execution_id) + "/events", params=params, wait=wait)
         result: list[Event] = self._parse(response, _EVENTS)
+        return result
+
+    # the approvals inbox -------------------------------------------------------------------------------
+    def list_approvals(
+        self,
+        *,
+        execution_id: str | None = None,
+        agent: str | None = None,
+        framework: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> InboxPage:
+        """The waits for a person not yet decided, across executions, oldest first."""
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("execution", execution_id), ("agent", agent), ("framework", framework), ("cursor", cursor)):
+            if value is not None:
+                params[key] = value
+        result: InboxPage = self._parse(self._request("GET", "/approvals", params=params), InboxPage)
+        return result
+
+    def get_approval(self, approval_id: str) -> InboxItem:
+        """One wait of the approvals inbox by its id, pending or decided."""
+        result: InboxItem = self._parse(self._request("GET", _approval_path(approval_id)), InboxItem)
+        return result
+
+    def decide_approval(self, approval_id: str, decision: InboxDecision | dict[str, Any]) -> InboxItem:
+        """Approve, reject or answer a wait of the approvals inbox; returns it decided.
+
+        A repeat of the same decision is harmless (it returns the item), so the request is retried
+        like a read when the connection breaks."""
+        if not isinstance(decision, InboxDecision):
+            decision = validate(InboxDecision, decision)
+        check_decision(decision)
+        body: dict[str, Any]
+        if decision.action == "approve":
+            body = {} if decision.arguments is None else {"arguments": decision.arguments}
+        elif decision.action == "reject":
+            body = {} if decision.reason is None else {"reason": decision.reason}
+        else:
+            body = {"value": decision.value}
+        path = f"{_approval_path(approval_id)}/{decision.action}"
+        response = self._request("POST", path, content=_encode(body, "a decision"))
+        result: InboxItem = self._parse(response, InboxItem)
         return result
 
     # definitions ---------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The runtime: the service over a store, its value objects, and (in ``.server``) the HTTP API."""
 
+from ._inbox import InboxDecision, InboxItem, InboxPage, InboxStatus, InboxType
 from ._models import (
     Claim,
     Definition,
@@ -34,6 +35,11 @@ __all__ = [
     "ExecutionStatus",
     "FinishRecord",
     "Heartbeat",
+    "InboxDecision",
+    "InboxItem",
+    "InboxPage",
+    "InboxStatus",
+    "InboxType",
     "Record",
     "SQLiteStore",
     "Service",

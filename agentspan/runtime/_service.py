@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import ConflictError, InvalidInputError, NotFoundError, NotJSONError, PayloadTooLargeError
 from ._approval import APPROVAL_PREFIX, decision_of
 from ._human import HUMAN_PREFIX, feedback_of
+from ._inbox_service import InboxMethods
 from ._models import (
     Claim,
     CreateExecution,
@@ -60,7 +61,7 @@ def _check_finish_is_last(execution_id: str, records: Sequence[Record]) -> None:
             )
 
 
-class Service:
+class Service(InboxMethods):
     """The runtime core over a :class:`~agentspan.runtime.store.Store`.
 
     Args:

@@ -53,7 +53,8 @@ def ask_human(details: dict[str, Any]) -> str:
         n = state.asked.get(digest, 0)
         state.asked[digest] = n + 1
     signal = f"{HUMAN_PREFIX}{digest}" + (f".{n}" if n else "")
-    return feedback_of(ctx.wait_for_signal(signal, kind="human", details=recorded))
+    # The framework is recorded for the approvals inbox, after the signal is named (so names stay).
+    return feedback_of(ctx.wait_for_signal(signal, kind="human", details={**recorded, "framework": "crewai"}))
 
 
 def _draft(answer: Any) -> str:

@@ -70,7 +70,7 @@ _REQUESTS = "requested_tool_confirmations"
 def _wait(name: str, arguments: Any, call_id: str, hint: str) -> tuple[bool, str | None, Any]:
     """Wait durably for the decision on call ``call_id``: (approved, reason, payload)."""
     ctx = _require("a tool confirmation")
-    details = {"tool": name, "arguments": arguments, "call_id": call_id, "hint": hint}
+    details = {"tool": name, "arguments": arguments, "call_id": call_id, "hint": hint, "framework": "google_adk"}
     payload = ctx.wait_for_signal(approval_signal(call_id), kind="approval", details=details)
     decision = decision_of(payload)
     extra = payload.get("payload") if isinstance(payload, dict) else None

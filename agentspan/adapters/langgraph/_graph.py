@@ -35,10 +35,10 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
-from ...durable import FunctionDefinition, run_step, run_step_async, wait_for_signal
+from ...durable import FunctionDefinition, run_step, run_step_async
 from ...durable._codec import Codec, to_json
 from ...durable._context import current_context
-from ...durable._definitions import _check_name
+from ...durable._definitions import _check_name, _require
 from ...errors import ConfigurationError
 from ._keys import RunState, TaskRecorder, reset_run, use_run
 from ._patch import install
@@ -165,8 +165,11 @@ def _wait_for_answer(n: int, interrupts: list[Any]) -> Command[Any]:
     answer of the same length answers each in order.
     """
     signal = interrupt_signal(n)
-    run_step("step", INTERRUPT_STEP, {"signal": signal}, lambda: [safe_json(i.value) for i in interrupts])
-    answer = wait_for_signal(signal)
+    question = run_step("step", INTERRUPT_STEP, {"signal": signal}, lambda: [safe_json(i.value) for i in interrupts])
+    # A wait of kind "interrupt" recording the question and the framework, for the approvals inbox.
+    answer = _require("interrupt").wait_for_signal(
+        signal, kind="interrupt", details={"question": question, "framework": "langgraph"}
+    )
     if len(interrupts) > 1 and isinstance(answer, list) and len(answer) == len(interrupts):
         return Command(resume={i.id: value for i, value in zip(interrupts, answer, strict=True)})
     return Command(resume=answer)

@@ -30,7 +30,10 @@ def _wait(item: Any) -> Decision:
     if not call_id:
         raise InvalidInputError(f"tool {item.name!r} needs approval but its call has no id to approve it by")
     ctx = _require("approval")
-    details = {"tool": item.name, "arguments": getattr(item, "arguments", None), "call_id": call_id}
+    details = {
+        "tool": item.name, "arguments": getattr(item, "arguments", None), "call_id": call_id,
+        "framework": "openai_agents",  # for the approvals inbox
+    }  # fmt: skip
     return decision_of(ctx.wait_for_signal(approval_signal(call_id), kind="approval", details=details))
 
 

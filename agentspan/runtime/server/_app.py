@@ -15,6 +15,7 @@ from ... import __version__
 from ...errors import ConfigurationError, UnavailableError
 from .._service import Service
 from ._agents import agents_router
+from ._approvals import approvals_router
 from ._auth import BearerAuth
 from ._docs import install_docs
 from ._errors import install_error_handlers, route_methods
@@ -98,10 +99,16 @@ def create_app(
     app.state.keepalive_seconds = keepalive_seconds
     app.include_router(router, prefix="/api")
     app.include_router(agents_router, prefix="/api")
+    app.include_router(approvals_router, prefix="/api")
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     install_docs(app, docs_url="/api/docs", openapi_url="/api/openapi.json", title=app.title)
     install_error_handlers(app)
-    paths = [("/api" + route.path, route.methods or ()) for route in router.routes if isinstance(route, APIRoute)]
+    paths = [
+        ("/api" + route.path, route.methods or ())
+        for api in (router, approvals_router)
+        for route in api.routes
+        if isinstance(route, APIRoute)
+    ]
     paths += [(route.path, route.methods or ()) for route in app.router.routes if isinstance(route, Route)]
     app.state.route_methods = route_methods(paths)  # the Allow header of 405 answers
     # The last middleware added is the outermost: authenticate before reading any body.

@@ -21,11 +21,14 @@ from .._models import CreateExecution, Record
 __all__ = [
     "BODIES",
     "MAX_INT",
+    "ApproveBody",
     "BodyReader",
     "ClaimBody",
     "DefinitionBody",
     "HeartbeatBody",
     "RecordsBody",
+    "RejectBody",
+    "RespondBody",
     "SignalBody",
     "body_doc",
 ]
@@ -100,6 +103,28 @@ class DefinitionBody(_Body):
     """Free-form JSON describing it."""
 
 
+class ApproveBody(_Body):
+    """Approving a wait in the approvals inbox."""
+
+    arguments: dict[str, Any] | None = None
+    """Edited tool arguments to run the call with instead of the recorded ones (native tools and
+    interrupts; validated against the tool's schema)."""
+
+
+class RejectBody(_Body):
+    """Rejecting a wait in the approvals inbox."""
+
+    reason: Annotated[str, Field(max_length=10_000)] | None = None
+    """Why: the model sees it as the tool's result; human input gets it as the feedback to revise by."""
+
+
+class RespondBody(_Body):
+    """Answering a wait in the approvals inbox."""
+
+    value: Any
+    """The answer: the feedback text for human input, any JSON for a LangGraph interrupt."""
+
+
 BODIES: tuple[type[BaseModel], ...] = (
     CreateExecution,
     RecordsBody,
@@ -107,6 +132,9 @@ BODIES: tuple[type[BaseModel], ...] = (
     HeartbeatBody,
     SignalBody,
     DefinitionBody,
+    ApproveBody,
+    RejectBody,
+    RespondBody,
 )
 """Every request body model, for the OpenAPI document."""
 

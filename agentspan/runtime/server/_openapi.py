@@ -42,7 +42,7 @@ _ERRORS = {
     400: "Malformed request: a body that is not JSON, or a value the server cannot use",
     401: "A bearer token is required (`AGENTSPAN_AUTH_TOKEN`) and none or a wrong one came",
     403: "Refused: a cross-origin browser request, or a Host name a loopback server does not answer to",
-    404: "No such execution or definition",
+    404: "No such execution, definition or approval",
     409: "Contradicts the stored state (a finished execution, a reused key, a stale lease epoch)",
     413: "The request body, or a payload in it, is over the size limit",
     415: "A request body that is not sent as `application/json`",
@@ -57,6 +57,9 @@ _CONFLICTS = {
     ("post", "/api/executions/{execution_id}/heartbeat"),
     ("post", "/api/executions/{execution_id}/records"),
     ("post", "/api/executions/{execution_id}/signals/{name}"),
+    ("post", "/api/approvals/{approval_id}/approve"),
+    ("post", "/api/approvals/{approval_id}/reject"),
+    ("post", "/api/approvals/{approval_id}/respond"),
 }
 _REF = "#/components/schemas/Error"
 _METHODS = ("get", "put", "post", "delete", "patch")

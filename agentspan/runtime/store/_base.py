@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
+from .._inbox import WaitRow
 from .._models import (
     Claim,
     Definition,
@@ -124,6 +125,26 @@ class Store(abc.ABC):
     def deliver_signal(self, execution_id: str, name: str, payload_json: str, now: float) -> Execution:
         """Store a signal once per name; complete the step waiting for it and re-queue the execution
         if it waits. ``ConflictError`` if the name was delivered with a different payload."""
+
+    # the approvals inbox ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def pending_waits(
+        self,
+        *,
+        execution_id: str | None,
+        name: str | None,
+        framework: str | None,
+        limit: int,
+        after_seq: int | None,
+    ) -> list[WaitRow]:
+        """Waits for a person not yet decided, in unfinished executions, oldest first (by ``seq``, after
+        ``after_seq``): suspended active steps of an inbox kind (:data:`~agentspan.runtime._inbox.INBOX_KINDS`)
+        with a signal, filtered by execution, agent name and framework."""
+
+    @abc.abstractmethod
+    def waits_of_executions(self, id_prefix: str) -> list[WaitRow]:
+        """Every wait for a person (pending, decided or closed; active steps first) of the executions
+        whose id starts with ``id_prefix``: how an inbox id is looked up."""
 
     # events --------------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -101,6 +101,11 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 2: the approvals inbox lists the waits for a person across executions. A partial index holds only
+    # the suspended steps with a signal, so the listing reads those, never the whole history of steps.
+    """
+    CREATE INDEX steps_waiting ON steps (seq) WHERE status = 'suspended' AND signal IS NOT NULL AND generation = 0;
+    """,
 ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConflictError, InvalidInputError, LeaseLostError, NotFoundError, UnavailableError
+from .._inbox import INBOX_KINDS, WaitRow
 from .._models import (
     Claim,
     Definition,
@@ -647,6 +648,47 @@ class SQLiteStore(Store):
                 self._event(conn, execution_id, "execution.queued", {}, now)
             return conv.execution(self._row(conn, execution_id))
 
+    # the approvals inbox -----------------------------------------------------------------------------
+    def pending_waits(
+        self,
+        *,
+        execution_id: str | None,
+        name: str | None,
+        framework: str | None,
+        limit: int,
+        after_seq: int | None,
+    ) -> list[WaitRow]:
+        # The first three terms are the partial index steps_waiting's: only suspended steps are read.
+        sql = (
+            f"{_WAITS} WHERE s.status = 'suspended' AND s.signal IS NOT NULL AND s.generation = 0"
+            f" AND {_INBOX_KIND} AND g.name IS NULL AND e.status NOT IN ('completed', 'failed', 'cancelled')"
+        )
+        params: list[Any] = []
+        for clause, value in (
+            (" AND s.execution_id = ?", execution_id),
+            (" AND e.name = ?", name),
+            (f" AND {_FRAMEWORK} = ?", framework),
+            (" AND s.seq > ?", after_seq),
+        ):
+            if value is not None:
+                sql += clause
+                params.append(value)
+        with self._held():
+            rows = self._conn.execute(sql + " ORDER BY s.seq LIMIT ?", (*params, limit)).fetchall()
+        return _wait_rows(rows)
+
+    def waits_of_executions(self, id_prefix: str) -> list[WaitRow]:
+        # A range on the leading column of steps_key: the steps of the (one or few) executions with
+        # this prefix, whatever the size of the history.
+        upper = id_prefix[:-1] + chr(ord(id_prefix[-1]) + 1)
+        with self._held():
+            rows = self._conn.execute(
+                f"{_WAITS} WHERE s.execution_id >= ? AND s.execution_id < ? AND s.signal IS NOT NULL"
+                f" AND {_INBOX_KIND} ORDER BY s.generation != 0, s.seq",
+                (id_prefix, upper),
+            ).fetchall()
+        return _wait_rows(rows)
+
     # events ---------------------------------------------------------------------------------------------
     def events_after(self, execution_id: str, after_id: int, limit: int) -> list[Event]:
         with self._held():
@@ -697,6 +739,37 @@ class SQLiteStore(Store):
         with self._tx() as conn:
             if conn.execute("DELETE FROM definitions WHERE name = ?", (name,)).rowcount == 0:
                 raise NotFoundError(f"no definition named {name!r}")
+
+
+_INBOX_KIND = (
+    f"(s.kind IN ({', '.join(repr(k) for k in INBOX_KINDS)}) OR (s.kind = 'signal' AND s.signal LIKE 'interrupt:%'))"
+)
+# The framework a wait recorded in its details; waits recorded before they said so are told apart
+# by their signal and kind.
+_FRAMEWORK = (
+    "COALESCE(json_extract(s.input, '$.framework'), CASE WHEN s.signal LIKE 'interrupt:%' THEN 'langgraph'"
+    " WHEN s.kind = 'human' THEN 'crewai' ELSE 'native' END)"
+)
+_WAITS = (
+    "SELECT " + ", ".join(f"s.{c.strip()}" for c in conv.STEP_COLUMNS.split(","))
+    + f", e.name AS agent, e.status AS execution_status, g.payload AS decision, {_FRAMEWORK} AS framework"
+    " FROM steps s JOIN executions e ON e.id = s.execution_id"
+    " LEFT JOIN signals g ON g.execution_id = s.execution_id AND g.name = s.signal"
+)  # fmt: skip
+
+
+def _wait_rows(rows: list[sqlite3.Row]) -> list[WaitRow]:
+    found = conv.steps(rows)
+    return [
+        WaitRow(
+            step=step,
+            agent=row["agent"],
+            execution_status=ExecutionStatus(row["execution_status"]),
+            framework=str(row["framework"]),
+            decision_json=row["decision"],
+        )
+        for step, row in zip(found, rows, strict=True)
+    ]
 
 
 def _coalesce(records: Sequence[Record]) -> list[Record]:
