@@ -1,4 +1,4 @@
-"""``agentspan``: the command line (server, worker, executions, signals, demo)."""
+"""``agentspan``: the command line (server, worker, executions, approvals, signals, demo)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import AgentspanError, InvalidInputError
+from ._approvals import add_approvals_parser
 from ._common import UsageError, connect, fail, load_functions
 from ._executions import cmd_cancel, cmd_delete, cmd_follow, cmd_list, cmd_respond, cmd_retry, cmd_show
 from ._run import cmd_run
@@ -202,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--signal", help="which request, when several wait (human:<id>, see executions show)")
     target(p)
     p.set_defaults(func=cmd_respond)
+
+    add_approvals_parser(sub, target)
 
     p = sub.add_parser("signal", help="deliver a signal (approval, reply) to an execution")
     p.add_argument("execution_id")
