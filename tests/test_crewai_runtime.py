@@ -145,6 +145,7 @@ def test_human_input_rounds_wait_on_the_server_and_replay_without_asking_again(t
         "agent": "writer",
         "draft": "draft one",
         "round": 0,
+        "framework": "crewai",
     }
     assert second[0].details["draft"] == "draft two" and second[0].details["round"] == 1
     assert result.is_success, result.error
