@@ -9,6 +9,7 @@ Values outside the documented ranges are left alone, so negative cases stay nega
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import httpx
@@ -21,6 +22,29 @@ def _short(value: Any, limit: float) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= limit:
         return min(value, _SHORT)
     return value
+
+
+def _describe_lambdas_one_at_a_time() -> None:
+    """Let hypothesis describe one filter lambda at a time in this process.
+
+    Describing a lambda the first time parses the source file it is in (per thread); two workers
+    parsing schemathesis' large coverage module at once can fail in CPython 3.11 with "AST constructor
+    recursion depth mismatch" (concurrent ``ast.parse``, CPython gh-106905), reported as a runtime
+    error of whichever operation was being generated.
+    """
+    from hypothesis.internal import lambda_sources
+
+    describe = lambda_sources._lambda_description
+    lock = threading.Lock()
+
+    def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return describe(*args, **kwargs)
+
+    lambda_sources._lambda_description = one_at_a_time
+
+
+_describe_lambdas_one_at_a_time()
 
 
 @schemathesis.hook

@@ -4,6 +4,7 @@ and decided through it (the approve / reject / respond forms become feedback tex
 from __future__ import annotations
 
 from pathlib import Path
+
 import pytest
 from agents import Agent as SdkAgent
 from agents import function_tool

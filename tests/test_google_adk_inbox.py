@@ -3,6 +3,7 @@ through it like every framework's approvals."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +13,37 @@ pytest.importorskip("google.adk")
 
 import adk_approval_program
 from processes import wait_until
-from test_google_adk_approval import _ran, _responses, agents, gemini  # noqa: F401 - fixtures
+from test_google_adk_approval import SCRIPT, _gemini, _ran, _responses
 
 from agentspan.agents import AgentRuntime
 from agentspan.errors import ConflictError, InvalidInputError
 from agentspan.runtime import InboxStatus, InboxType
 from agentspan.testing import FakeOpenAIServer
+from agentspan.worker._aio import run_async
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Inheritance class AiohttpClientSession from ClientSession:DeprecationWarning"
 )
 
 
+@pytest.fixture
+def gemini(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeOpenAIServer]:
+    with _gemini(monkeypatch, tmp_path, SCRIPT) as fake:
+        yield fake
+
+
+@pytest.fixture
+def agents() -> Iterator[list[Any]]:
+    made: list[Any] = []
+    yield made
+    for agent in made:
+        run_async(agent.canonical_model.api_client.aio.aclose())
+
+
 def test_a_confirmation_is_in_the_inbox_and_a_rejection_through_it_reaches_the_model(
     gemini: FakeOpenAIServer,
     tmp_path: Path,
-    agents: list[Any],  # noqa: F811 - the imported fixtures
+    agents: list[Any],
 ) -> None:
     agent = adk_approval_program.make_payer()
     agents.append(agent)

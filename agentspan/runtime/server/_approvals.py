@@ -24,7 +24,7 @@ _APPROVE = BodyReader(ApproveBody, optional=True)
 _REJECT = BodyReader(RejectBody, optional=True)
 _RESPOND = BodyReader(RespondBody)
 _JSON = "application/json"
-_ID = Annotated[str, Path(min_length=1, max_length=200, description="The inbox id (12 characters)")]
+_ID = Annotated[str, Path(description="The inbox id (12 characters)")]
 _Framework = Literal["native", "openai_agents", "langgraph", "crewai", "google_adk"]
 
 
@@ -45,7 +45,7 @@ async def list_approvals(
     framework: Annotated[_Framework | None, Query(description="Only this framework's")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="The previous page's next_cursor")
+        str | None, Query(pattern=r"^[0-9]{1,18}$", description="The previous page's next_cursor")
     ] = None,
 ) -> Response:
     """The waits for a person not yet decided, across executions and frameworks, oldest first."""
