@@ -56,7 +56,7 @@ def payout(amount: int) -> Any:
     """A durable function that waits for an approval the way native tools do."""
     found = current_context()
     assert found is not None
-    details = {"tool": "payout", "arguments": {"amount": amount}, "call_id": "payout-1"}
+    details = {"tool": "payout", "arguments": {"amount": amount}, "call_id": "payout-1", "framework": "native"}
     return found[0].wait_for_signal("approval:payout-1", kind="approval", details=details)
 
 
@@ -325,3 +325,35 @@ def test_the_cli_lists_and_decides_each_kind_of_wait(runs: Runs, http_server: Se
     assert refunds == {5: 1}
     assert runs.service.get_execution(runs.graph_id).output["approval"] == "yes"
     assert runs.service.get_execution(runs.native).output == {"approved": True, "arguments": {"amount": 1}}
+
+
+# --- waits recorded before they named their framework ---------------------------------------------------
+def _as_recorded_before(service: Service, execution_id: str, kind: str, drop: tuple[str, ...]) -> None:
+    """Rewrite the execution's wait as an earlier version recorded it: without ``drop`` in its input, of
+    ``kind``, with the key and fingerprint that input had."""
+    from agentspan.durable._codec import fingerprint
+
+    [step] = [s for s in service.get_journal(execution_id) if s.status.value == "suspended"]
+    old = {k: v for k, v in step.input.items() if k not in drop}
+    fp = fingerprint(old, ())
+    service.store._conn.execute(  # type: ignore[attr-defined]
+        "UPDATE steps SET kind = ?, input = ?, fingerprint = ?, key = ? WHERE execution_id = ? AND key = ?",
+        (kind, json.dumps(old), fp, step.key.replace(step.fingerprint, fp), execution_id, step.key),
+    )
+
+
+def test_waits_recorded_before_they_named_their_framework_are_listed_and_their_runs_finish(runs: Runs) -> None:
+    service = runs.service
+    _as_recorded_before(service, runs.oa, "approval", ("framework",))
+    _as_recorded_before(service, runs.graph_id, "signal", ("framework", "question"))
+    by_execution = {i.execution_id: i for i in service.list_approvals().items}
+    assert by_execution[runs.oa].framework == "openai_agents" and by_execution[runs.oa].tool == "refund"
+    legacy = by_execution[runs.graph_id]
+    assert (legacy.framework, legacy.type, legacy.signal) == ("langgraph", InboxType.INTERRUPT, "interrupt:1")
+    assert [i.execution_id for i in service.list_approvals(framework="langgraph").items] == [runs.graph_id]
+    service.decide_approval(by_execution[runs.oa].id, {"action": "approve"})
+    service.decide_approval(legacy.id, {"action": "respond", "value": "fine"})
+    runs.work()
+    assert service.get_execution(runs.oa).status is ExecutionStatus.COMPLETED and refunds == {5: 1}
+    graph = service.get_execution(runs.graph_id)
+    assert graph.status is ExecutionStatus.COMPLETED and graph.output["approval"] == "fine"

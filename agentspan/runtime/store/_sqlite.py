@@ -744,11 +744,12 @@ class SQLiteStore(Store):
 _INBOX_KIND = (
     f"(s.kind IN ({', '.join(repr(k) for k in INBOX_KINDS)}) OR (s.kind = 'signal' AND s.signal LIKE 'interrupt:%'))"
 )
-# The framework a wait recorded in its details; waits recorded before they said so are told apart
-# by their signal and kind.
+# The framework a wait recorded in its details. Waits recorded before they said so are told apart by
+# their signal and kind (native approvals always said so; of the adapters' only ADK's record a hint).
 _FRAMEWORK = (
     "COALESCE(json_extract(s.input, '$.framework'), CASE WHEN s.signal LIKE 'interrupt:%' THEN 'langgraph'"
-    " WHEN s.kind = 'human' THEN 'crewai' ELSE 'native' END)"
+    " WHEN s.kind = 'human' THEN 'crewai' WHEN json_extract(s.input, '$.hint') IS NOT NULL THEN 'google_adk'"
+    " WHEN s.kind = 'approval' THEN 'openai_agents' ELSE 'native' END)"
 )
 _WAITS = (
     "SELECT " + ", ".join(f"s.{c.strip()}" for c in conv.STEP_COLUMNS.split(","))
