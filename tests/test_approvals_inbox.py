@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -357,3 +358,38 @@ def test_waits_recorded_before_they_named_their_framework_are_listed_and_their_r
     assert service.get_execution(runs.oa).status is ExecutionStatus.COMPLETED and refunds == {5: 1}
     graph = service.get_execution(runs.graph_id)
     assert graph.status is ExecutionStatus.COMPLETED and graph.output["approval"] == "fine"
+
+
+def _decide_at_once(service: Service, item_id: str, decisions: list[dict[str, Any]]) -> dict[str, str]:
+    """Each decision from its own thread, released together; which won and which got a conflict."""
+    barrier = threading.Barrier(len(decisions))
+    outcomes: dict[str, str] = {}
+
+    def decide(decision: dict[str, Any]) -> None:
+        barrier.wait()
+        try:
+            service.decide_approval(item_id, decision)
+            outcomes[decision["action"]] = "won"
+        except ConflictError:
+            outcomes[decision["action"]] = "conflict"
+
+    threads = [threading.Thread(target=decide, args=(d,)) for d in decisions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_two_people_deciding_at_once_get_one_winner_and_a_conflict(service: Service) -> None:
+    decisions = {"approve": {"approved": True}, "reject": {"approved": False, "reason": "no"}}
+    for trial in range(20):
+        eid = service.create_execution("payout", {"amount": trial}).id
+        assert Worker(service, [payout]).run_once()
+        [item] = service.list_approvals(execution_id=eid).items
+        outcomes = _decide_at_once(service, item.id, [{"action": "approve"}, {"action": "reject", "reason": "no"}])
+        assert sorted(outcomes.values()) == ["conflict", "won"], outcomes
+        recorded = service.get_approval(item.id).decision
+        assert recorded == next(decisions[action] for action, outcome in outcomes.items() if outcome == "won")
+        assert Worker(service, [payout]).run_once()
+        assert service.get_execution(eid).output == recorded

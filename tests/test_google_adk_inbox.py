@@ -3,7 +3,6 @@ through it like every framework's approvals."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from test_google_adk_approval import SCRIPT, _gemini, _ran, _responses
 from agentspan.agents import AgentRuntime
 from agentspan.errors import ConflictError, InvalidInputError
 from agentspan.runtime import InboxStatus, InboxType
-from agentspan.testing import FakeOpenAIServer
 from agentspan.worker._aio import run_async
 
 pytestmark = pytest.mark.filterwarnings(
@@ -26,27 +24,21 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-@pytest.fixture
-def gemini(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeOpenAIServer]:
-    with _gemini(monkeypatch, tmp_path, SCRIPT) as fake:
-        yield fake
-
-
-@pytest.fixture
-def agents() -> Iterator[list[Any]]:
-    made: list[Any] = []
-    yield made
-    for agent in made:
-        run_async(agent.canonical_model.api_client.aio.aclose())
-
-
 def test_a_confirmation_is_in_the_inbox_and_a_rejection_through_it_reaches_the_model(
-    gemini: FakeOpenAIServer,
-    tmp_path: Path,
-    agents: list[Any],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    agent = adk_approval_program.make_payer()
-    agents.append(agent)
+    with _gemini(monkeypatch, tmp_path, SCRIPT) as gemini:
+        agent = adk_approval_program.make_payer()
+        try:
+            _decide_through_the_inbox(agent, tmp_path)
+        finally:
+            run_async(agent.canonical_model.api_client.aio.aclose())
+    assert _ran(tmp_path / "tools.log") == [], "a rejected tool never runs"
+    [response] = _responses(gemini.requests)
+    assert response["response"] == {"error": "This tool call is rejected.", "reason": "not today"}
+
+
+def _decide_through_the_inbox(agent: Any, tmp_path: Path) -> None:
     with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
         handle = runtime.start(agent, adk_approval_program.PROMPT)
         wait_until(lambda: runtime.client.list_approvals(framework="google_adk").items, "the confirmation")
@@ -63,6 +55,3 @@ def test_a_confirmation_is_in_the_inbox_and_a_rejection_through_it_reaches_the_m
         result = handle.wait(timeout=60)
         assert runtime.client.list_approvals().items == []
     assert result.is_success, result.error
-    assert _ran(tmp_path / "tools.log") == [], "a rejected tool never runs"
-    [response] = _responses(gemini.requests)
-    assert response["response"] == {"error": "This tool call is rejected.", "reason": "not today"}
