@@ -17,8 +17,9 @@ from pydantic import ValidationError
 
 from ..durable import FunctionDefinition, current_step, run_step_async
 from ..durable._codec import Codec, fingerprint, to_json
-from ..errors import AgentspanError
+from ..errors import AgentspanError, GuardrailError
 from ._agent import Agent
+from ._guarding import Guarding
 from ._tool import ToolContext, ToolDefinition, ToolError
 from ._types import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
 from .models import Model, get_model
@@ -72,6 +73,10 @@ class _Run:
         )
         self.chain: str | None = None
         self.recorded = 0
+        self.guarding = Guarding(agent.guardrails, agent=agent.name)
+        self.tool_guarding = {
+            d.name: Guarding(d.guardrails, agent=agent.name) for d in self.tools.values() if d.guardrails
+        }
 
     async def model_call(self, messages: list[Message], turn: int) -> ModelResponse:
         request = ModelRequest(
@@ -134,6 +139,12 @@ class _Run:
             available = ", ".join(self.tools) or "none"
             raise ToolError(f"there is no tool named {call.name!r}; the tools are: {available}")
         arguments = definition.parse(call.arguments)
+        guarding = self.tool_guarding.get(definition.name)
+        if guarding is not None:
+            checked = await _check_arguments(guarding, definition, call, identity)
+            if isinstance(checked, str):
+                return checked  # refused: the model is told why, the tool does not run
+            arguments = checked
 
         async def invoke() -> Any:
             info = current_step()
@@ -148,7 +159,13 @@ class _Run:
             identity=identity, retries=definition.retries, retry_delay=definition.retry_delay,
             in_doubt=definition.in_doubt, ordered=False,  # keyed by tool call id: a turn's calls run side by side
         )  # fmt: skip
-        return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+        text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+        if guarding is None:
+            return text
+        verdict = await guarding.check_async("output", text, subject=f"result of {definition.name}", identity=identity)
+        if verdict.retry is not None:
+            return f"Error: guardrail {verdict.guardrail} withheld the result of {definition.name}: {verdict.retry}"
+        return verdict.text
 
     def finish(self, messages: list[Message], finish_reason: str, turns: int) -> dict[str, Any]:
         final = messages[-1].content if messages and messages[-1].role == "assistant" else None
@@ -172,6 +189,33 @@ class _Run:
         }
 
 
+async def _check_arguments(
+    guarding: Guarding, definition: ToolDefinition, call: ToolCall, identity: dict[str, Any]
+) -> dict[str, Any] | str:
+    """The arguments to run the tool with after its input guardrails, or what the model is told instead."""
+    text = call.arguments or "{}"
+    verdict = await guarding.check_async("input", text, subject=f"arguments of {definition.name}", identity=identity)
+    if verdict.retry is not None:
+        return (
+            f"Error: guardrail {verdict.guardrail} refused these arguments: {_sentence(verdict.retry)}"
+            f" Call {definition.name} again with other arguments."
+        )
+    try:
+        return definition.parse(verdict.text)
+    except ToolError as exc:
+        names = ", ".join(g.name for g in guarding.of("input"))
+        raise GuardrailError(
+            f"guardrail {names} fixed the arguments of {definition.name} into ones the tool does not take: {exc}",
+            guardrail=names,
+        ) from None
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with one full stop (a guardrail's message inside a sentence of ours)."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 def _subagent_request(call: ToolCall) -> str:
     try:
         data = json.loads(call.arguments or "{}")
@@ -188,6 +232,8 @@ async def run_agent(agent: Agent, prompt: str) -> dict[str, Any]:
     Returns the result as JSON: output, structured output, messages, tool calls, usage, finish reason.
     """
     run = _Run(agent)
+    # The prompt cannot be asked for again: a failed input guardrail that would retry ends the run.
+    prompt = (await run.guarding.check_async("input", prompt, subject="prompt", can_retry=False)).text
     messages: list[Message] = []
     if agent.instructions:
         messages.append(Message(role="system", content=agent.instructions))
@@ -197,6 +243,16 @@ async def run_agent(agent: Agent, prompt: str) -> dict[str, Any]:
         run.usage = run.usage + response.usage
         messages.append(response.message)
         if not response.message.tool_calls:
+            answer = response.message.content or ""
+            verdict = await run.guarding.check_async("output", answer, subject="answer")
+            if verdict.retry is not None:
+                # Asked again in this execution: the refused answer stays in the conversation, so the
+                # model sees what it wrote and why it was not accepted.
+                retry = f"Your answer was not accepted: {verdict.retry.strip().rstrip('.')}. Answer again."
+                messages.append(Message(role="user", content=retry))
+                continue
+            if verdict.text != answer:  # fixed, redacted or edited by a person
+                messages[-1] = response.message.model_copy(update={"content": verdict.text})
             return run.finish(messages, response.finish_reason or "stop", turn)
         results = await asyncio.gather(*(run.tool_call(call, turn) for call in response.message.tool_calls))
         messages.extend(results)

@@ -9,7 +9,7 @@ from typing import Any
 from ..durable import ExecutionHandle
 from ..errors import ConflictError
 from ..runtime import Event, Execution, ExecutionStatus, StepStatus
-from ..runtime._approval import Decision, approval_signal
+from ..runtime._approval import APPROVAL_PREFIX, Decision, approval_signal
 from ..runtime._human import HUMAN_PREFIX, feedback_of
 from ._types import Usage
 
@@ -63,7 +63,8 @@ class AgentResult:
     token_usage: Usage = dataclasses.field(default_factory=Usage)
     """Tokens used by all model calls (each counted once, also across crashes)."""
     finish_reason: str = ""
-    """``stop``, ``max_turns``, ``length``, ``error`` or ``cancelled``."""
+    """``stop``, ``max_turns``, ``length``, ``error``, ``guardrail`` (a guardrail ended the run: see
+    :attr:`error`) or ``cancelled``."""
     error: str | None = None
     """What went wrong, when the run failed."""
 
@@ -85,6 +86,8 @@ class AgentResult:
         if execution.status is not ExecutionStatus.COMPLETED or not isinstance(execution.output, dict):
             error = None if execution.error is None else f"{execution.error.type}: {execution.error.message}"
             reason = "cancelled" if execution.status is ExecutionStatus.CANCELLED else "error"
+            if execution.error is not None and execution.error.type.endswith(".GuardrailError"):
+                reason = "guardrail"
             return cls(execution.id, execution.status, "", finish_reason=reason, error=error)
         data = execution.output
         structured = data.get("structured")
@@ -159,9 +162,11 @@ class AgentHandle:
         self._handle.cancel()
 
     def pending_approvals(self) -> list[PendingApproval]:
-        """The tool calls the run waits on (tools that need approval), oldest first."""
+        """The tool calls the run waits on (tools that need approval), oldest first; also the texts a
+        guardrail with ``on_fail="human"`` sent to a person (tool ``guardrail:<name>``, arguments
+        ``{"output": text}``)."""
         return [
-            PendingApproval(str(step.input.get("call_id")), str(step.input.get("tool")), step.input.get("arguments"))
+            _pending(step.input)
             for step in self._handle.journal()
             if step.kind == "approval" and step.status is StepStatus.SUSPENDED and isinstance(step.input, dict)
         ]
@@ -205,3 +210,12 @@ class AgentHandle:
     def reject(self, call_id: str, reason: str | None = None) -> None:
         """Reject tool call ``call_id``: the tool does not run, and the model sees ``reason`` as its result."""
         self._handle.signal(approval_signal(call_id), Decision(False, reason).payload())
+
+
+def _pending(details: dict[str, Any]) -> PendingApproval:
+    """A waiting approval step's input as a pending approval (a tool call's, or a guardrail's)."""
+    if "guardrail" in details and "call_id" not in details:
+        signal = str(details.get("signal", ""))
+        call_id = signal[len(APPROVAL_PREFIX) :] if signal.startswith(APPROVAL_PREFIX) else signal
+        return PendingApproval(call_id, f"guardrail:{details['guardrail']}", {"output": details.get("output")})
+    return PendingApproval(str(details.get("call_id")), str(details.get("tool")), details.get("arguments"))

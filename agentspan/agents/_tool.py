@@ -10,12 +10,15 @@ import json
 import re
 import typing
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..durable import InDoubt
 from ..errors import ConfigurationError
+from ._guardrail import Guardrail
+from ._guarding import check_guardrails
 from ._types import ToolSpec
 
 __all__ = ["ToolContext", "ToolDefinition", "ToolError", "tool"]
@@ -65,6 +68,9 @@ class ToolDefinition:
     retry_delay: float = 1.0
     in_doubt: InDoubt = InDoubt.REEXECUTE
     """What to do with a call that started in a process that died."""
+    guardrails: tuple[Guardrail, ...] = ()
+    """Checks on each call's arguments (``position="input"``, the arguments as JSON text) and on its
+    result (``"output"``, the result as text), each a recorded step."""
 
     @property
     def is_async(self) -> bool:
@@ -159,12 +165,17 @@ def _define(
     retries: int,
     retry_delay: float,
     in_doubt: InDoubt,
+    guardrails: Sequence[Guardrail] = (),
 ) -> ToolDefinition:
     tool_name = name or fn.__name__
     if not _NAME.match(tool_name):
         raise ConfigurationError(f"tool name {tool_name!r} is not valid: use 1 to 64 letters, digits, _ and -")
     if timeout is not None and timeout <= 0:
         raise ConfigurationError(f"tool {tool_name}: timeout must be positive")
+    try:
+        checks = check_guardrails(guardrails)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"tool {tool_name}: {exc}") from None
     summary, param_docs = _describe(fn)
     try:
         hints = typing.get_type_hints(fn)
@@ -197,6 +208,7 @@ def _define(
         retries=retries,
         retry_delay=retry_delay,
         in_doubt=in_doubt,
+        guardrails=checks,
     )
 
 
@@ -211,6 +223,7 @@ def tool(
     retries: int = 0,
     retry_delay: float = 1.0,
     in_doubt: InDoubt = InDoubt.REEXECUTE,
+    guardrails: Sequence[Guardrail] = (),
 ) -> Callable[[F], F]: ...
 def tool(
     fn: F | None = None,
@@ -222,6 +235,7 @@ def tool(
     retries: int = 0,
     retry_delay: float = 1.0,
     in_doubt: InDoubt = InDoubt.REEXECUTE,
+    guardrails: Sequence[Guardrail] = (),
 ) -> F | Callable[[F], F]:
     """Make a function (sync or async) a tool an agent's model can call.
 
@@ -237,12 +251,15 @@ def tool(
         retries: Extra attempts when the tool raises, with ``retry_delay`` doubling between them.
         retry_delay: Seconds before the first retry.
         in_doubt: What to do with a call that started in a process that died.
+        guardrails: Checks on the call's arguments (input guardrails: a failure sends the model an
+            error instead of running the tool, or fixes the arguments) and on its result (output
+            guardrails: the model gets the guardrail's message instead, or the fixed text).
     """
 
     def decorate(func: F) -> F:
         func.__agentspan_tool__ = _define(  # type: ignore[attr-defined]
             func, name=name, description=description, timeout=timeout, retries=retries,
-            retry_delay=retry_delay, in_doubt=in_doubt,
+            retry_delay=retry_delay, in_doubt=in_doubt, guardrails=guardrails,
         )  # fmt: skip
         return func
 
