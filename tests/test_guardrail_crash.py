@@ -67,9 +67,7 @@ def _ran(log: Path) -> collections.Counter[str]:
     return collections.Counter(line.split("\t")[0] for line in log.read_text().splitlines())
 
 
-def test_killed_before_the_third_answer_the_rerun_does_not_repeat_checks_or_calls(
-    server: str, tmp_path: Path
-) -> None:
+def test_killed_before_the_third_answer_the_rerun_does_not_repeat_checks_or_calls(server: str, tmp_path: Path) -> None:
     script = [[("lookup", {"order": "A-1"})], "rude one", "rude two", "Shipped, thank you."]
     log = tmp_path / "ran.log"
     # Requests: the tool turn, two refused answers, then the third answer (held: the worker dies in it).

@@ -237,9 +237,7 @@ def profile(user: str) -> str:
 
 
 def test_a_tool_input_guardrail_refuses_arguments_and_the_model_calls_again(runtime: AgentRuntime) -> None:
-    model = ScriptedModel(
-        [[("query_db", {"sql": "DROP TABLE users"})], [("query_db", {"sql": "SELECT 1"})], "done"]
-    )
+    model = ScriptedModel([[("query_db", {"sql": "DROP TABLE users"})], [("query_db", {"sql": "SELECT 1"})], "done"])
     result = runtime.run(Agent(name="dba", model=model, tools=[query_db]), "clean up")
     assert result.is_success
     assert calls == {"SELECT 1": 1}, "the refused call never ran"
@@ -364,3 +362,18 @@ def test_bad_configuration_is_refused_when_built(build: Any, message: str) -> No
 def test_the_agent_description_lists_its_guardrails() -> None:
     agent = Agent(name="a", model="openai/x", guardrails=[RegexGuardrail(CARD, name="no_cards", on_fail="fix")])
     assert agent.describe()["guardrails"] == [{"name": "no_cards", "position": "output", "on_fail": "fix"}]
+
+
+def test_executions_show_tells_a_failed_check_from_a_passed_one(
+    runtime: AgentRuntime, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentspan.cli._format import print_execution
+
+    model = ScriptedModel([LEAK, "I cannot share card numbers."])
+    result = runtime.run(Agent(name="shown", model=model, guardrails=[RegexGuardrail(CARD, name="no_cards")]), "?")
+    monkeypatch.setenv("COLUMNS", "200")
+    print_execution(runtime.client.get_execution(result.execution_id), runtime.client.get_journal(result.execution_id))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "guardrail no_cards" in line]
+    assert len(lines) == 2
+    assert "failed: The answer contains text that is not allowed" in lines[0]
+    assert "→ passed" in lines[1]

@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import ConfigurationError
-from ._guardrail import Guardrail
 from ._guarding import check_guardrails
+from ._guardrail import Guardrail
 from ._tool import ToolDefinition
 from ._types import ModelSettings
 from .models import Model

@@ -9,16 +9,15 @@ import inspect
 import json
 import re
 import typing
-from collections.abc import Callable
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..durable import InDoubt
 from ..errors import ConfigurationError
-from ._guardrail import Guardrail
 from ._guarding import check_guardrails
+from ._guardrail import Guardrail
 from ._types import ToolSpec
 
 __all__ = ["ToolContext", "ToolDefinition", "ToolError", "tool"]
