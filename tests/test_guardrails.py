@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import wait_until
 
 from agentspan.agents import (
     Agent,
@@ -151,20 +152,13 @@ def _human_run(runtime: AgentRuntime, name: str) -> Any:
 
 
 def _wait_for_approval(handle: Any) -> Any:
-    import time
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pending = handle.pending_approvals()
-        if pending:
-            return pending[0]
-        time.sleep(0.01)
-    raise AssertionError("the run never waited for a person")
+    wait_until(lambda: handle.pending_approvals(), "the run to wait for a person")
+    return handle.pending_approvals()[0]
 
 
 def test_human_approve_keeps_the_answer(runtime: AgentRuntime) -> None:
     handle, waiting = _human_run(runtime, "human_ok")
-    assert handle.status is ExecutionStatus.WAITING
+    wait_until(lambda: handle.status is ExecutionStatus.WAITING, "the run to wait, holding no worker")
     handle.approve(waiting.call_id)
     result = handle.wait(timeout=30)
     assert result.is_success and result.output == LEAK
@@ -377,3 +371,62 @@ def test_executions_show_tells_a_failed_check_from_a_passed_one(
     assert len(lines) == 2
     assert "failed: The answer contains text that is not allowed" in lines[0]
     assert "→ passed" in lines[1]
+
+
+class Crash(BaseException):
+    """Stands for the process dying."""
+
+
+checked: collections.Counter[str] = collections.Counter()
+
+
+def no_passwords(text: str) -> GuardrailResult:
+    checked[text] += 1
+    return GuardrailResult(passed="password" not in text, message="no passwords")
+
+
+@tool(guardrails=[Guardrail(no_passwords, name="no_passwords")])
+def account(user: str) -> str:
+    """Read an account."""
+    calls[user] += 1
+    return f"{user}: password 1234" if user == "root" else f"{user}: fine"
+
+
+@tool
+def explode() -> str:
+    """Fails the first time, as a dying process would."""
+    calls["explode"] += 1
+    if calls["explode"] == 1:
+        raise Crash("the process died")
+    return "ok"
+
+
+def test_parallel_tool_checks_replay_by_call_after_a_crash(db_path: Path) -> None:
+    from agentspan.agents._loop import agent_function
+    from agentspan.runtime import Service, SQLiteStore
+    from agentspan.worker import Worker
+
+    checked.clear()
+    users = ["ann", "root", "bob", "cy"]
+    model = ScriptedModel([[("account", {"user": u}) for u in users], [("explode", {})], "done"])
+    agent = Agent(name="accounts", model=model, tools=[account, explode])
+    service = Service(SQLiteStore(db_path))
+    execution = service.create_execution("accounts", {"prompt": "audit"})
+    dying = Worker(service, [agent_function(agent)])
+    with pytest.raises(Crash):
+        dying.run_once()
+    service.expire_leases([dying.worker_id])
+    service.close()
+
+    with AgentRuntime(db=db_path, serve_http=False) as again:
+        result = again.run(agent, "audit")
+        journal = again.client.get_journal(execution.id)
+    assert result.execution_id == execution.id and result.output == "done"
+    assert calls == {"ann": 1, "root": 1, "bob": 1, "cy": 1, "explode": 2}
+    assert set(checked.values()) == {1}, "no check ran again after the crash"
+    assert len(model.requests) == 3
+    steps = [s for s in journal if s.kind == "guardrail"]
+    assert len(steps) == 4 and all(s.attempt == 1 and not s.superseded for s in steps)
+    assert not any(s.superseded for s in journal), "the replay matched every recorded step"
+    withheld = [c["result"] for c in result.tool_calls if c["name"] == "account" and "root" in c["arguments"]]
+    assert withheld == ["Error: guardrail no_passwords withheld the result of account: no passwords"]
