@@ -373,6 +373,20 @@ def test_executions_show_tells_a_failed_check_from_a_passed_one(
     assert "→ passed" in lines[1]
 
 
+def test_a_followed_run_shows_a_refused_check_as_refused(runtime: AgentRuntime) -> None:
+    import io
+
+    from agentspan.cli._follow import Follower
+
+    model = ScriptedModel([LEAK, "I cannot share card numbers."])
+    result = runtime.run(Agent(name="followed", model=model, guardrails=[RegexGuardrail(CARD, name="no_cards")]), "?")
+    out = io.StringIO()
+    Follower(runtime.client, result.execution_id, out).replay()
+    lines = [line.strip() for line in out.getvalue().splitlines() if "guardrail no_cards" in line and "…" not in line]
+    assert lines[0].startswith("✗ guardrail no_cards refused: The answer contains text that is not allowed")
+    assert lines[1] == "✓ guardrail no_cards"
+
+
 class Crash(BaseException):
     """Stands for the process dying."""
 

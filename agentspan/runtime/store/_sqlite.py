@@ -369,6 +369,10 @@ class SQLiteStore(Store):
                 execution_id=execution_id,
             )
         data: dict[str, Any] = {"key": r.key, "kind": r.kind, "name": r.name, "attempt": r.attempt}
+        if r.kind == "guardrail" and r.status is StepStatus.COMPLETED and isinstance(r.output, dict):
+            # A check completes whether the text passed or not: followers show which (not the text).
+            data["passed"] = r.output.get("passed") is True
+            data["message"] = str(r.output.get("message") or "")[:200]
         if r.error is not None:
             data["error"] = r.error.model_dump()
         self._event(conn, execution_id, f"step.{r.status.value}", data, now)
