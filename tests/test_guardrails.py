@@ -277,6 +277,21 @@ def test_a_tool_guardrail_that_raises_fails_the_run(runtime: AgentRuntime) -> No
     assert calls == {} and len(model.requests) == 1
 
 
+def test_a_fix_that_breaks_a_tools_arguments_fails_the_run_saying_so(runtime: AgentRuntime) -> None:
+    @tool(guardrails=[RegexGuardrail(r'"topic"', name="mangler", position="input", on_fail="fix", redaction="?")])
+    def note(topic: str) -> str:
+        """Fetch a note."""
+        calls[topic] += 1
+        return "note"
+
+    model = ScriptedModel([[("note", {"topic": "a"})], "never"])
+    result = runtime.run(Agent(name="mangled", model=model, tools=[note]), "go")
+    assert result.finish_reason == "guardrail" and calls == {}
+    assert result.error is not None and "mangler fixed the arguments of note into ones the tool does not take" in (
+        result.error
+    )
+
+
 # --- sub-agents and structured output --------------------------------------------------------------------------
 def test_a_sub_agents_guardrails_check_inside_its_step(runtime: AgentRuntime) -> None:
     sub_model = ScriptedModel([LEAK, "no numbers here"])
