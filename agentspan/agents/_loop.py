@@ -17,7 +17,9 @@ from pydantic import ValidationError
 
 from ..durable import FunctionDefinition, current_step, run_step_async
 from ..durable._codec import Codec, fingerprint, to_json
-from ..errors import AgentspanError
+from ..durable._context import Suspended, current_context
+from ..errors import AgentspanError, ConfigurationError
+from ..runtime._approval import DEFAULT_REJECTION, Decision, approval_signal, decision_of, timed_out
 from ._agent import Agent
 from ._tool import ToolContext, ToolDefinition, ToolError
 from ._types import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
@@ -72,6 +74,7 @@ class _Run:
         )
         self.chain: str | None = None
         self.recorded = 0
+        self.waiting: list[Suspended] = []
 
     async def model_call(self, messages: list[Message], turn: int) -> ModelResponse:
         request = ModelRequest(
@@ -104,6 +107,11 @@ class _Run:
     async def tool_call(self, call: ToolCall, turn: int) -> Message:
         try:
             content = await self._invoke(call, turn)
+        except Suspended as exc:
+            # A call waits for approval: the turn's other calls go on, and the run suspends once they
+            # are done (see wait_if_any), so every waiting call of the turn is visible at once.
+            self.waiting.append(exc)
+            return Message(role="tool", tool_call_id=call.id, name=call.name, content="")
         except ToolError as exc:
             content = f"Error: {exc}"
         except AgentspanError:
@@ -134,6 +142,13 @@ class _Run:
             available = ", ".join(self.tools) or "none"
             raise ToolError(f"there is no tool named {call.name!r}; the tools are: {available}")
         arguments = definition.parse(call.arguments)
+        if definition.approval_required:
+            decision = await self._approval(definition, call)
+            if not decision.approved:
+                return decision.reason or DEFAULT_REJECTION
+            if decision.arguments is not None:
+                # Checked against the schema when it was delivered; parsed as the model's would be.
+                arguments = definition.parse(json.dumps(decision.arguments))
 
         async def invoke() -> Any:
             info = current_step()
@@ -149,6 +164,42 @@ class _Run:
             in_doubt=definition.in_doubt, ordered=False,  # keyed by tool call id: a turn's calls run side by side
         )  # fmt: skip
         return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+
+    async def _approval(self, definition: ToolDefinition, call: ToolCall) -> Decision:
+        """The decision on ``call``: waits (durably, on ``approval:<call id>``) until one is delivered."""
+        found = current_context()
+        if found is None:
+            raise ConfigurationError(
+                f"tool {definition.name} needs approval, which only works in a durable execution:"
+                " run the agent with AgentRuntime"
+            )
+        ctx = found[0]
+        details = {
+            "tool": definition.name,
+            "arguments": json.loads(call.arguments or "{}"),  # valid: parse() checked it
+            "call_id": call.id,
+            "agent": self.agent.name,
+            "framework": "native",
+            "schema": definition.parameters,
+        }
+        timeout = definition.approval_timeout
+        default = None if timeout is None else timed_out(definition.approval_default == "approve", timeout).payload()
+
+        def wait() -> Any:
+            return ctx.wait_for_signal(
+                approval_signal(call.id), kind="approval", details=details, timeout=timeout, default=default,
+                ordered=False,  # keyed by tool call id: a turn's calls run side by side
+            )  # fmt: skip
+
+        # A timed-out wait delivers its default through the client: over HTTP, not on the event loop.
+        payload = wait() if ctx.writer.inline else await asyncio.to_thread(wait)
+        return decision_of(payload)
+
+    def wait_if_any(self) -> None:
+        """Suspend the run if calls of the turn just run wait for approval."""
+        if self.waiting:
+            first, self.waiting = self.waiting[0], []
+            raise first
 
     def finish(self, messages: list[Message], finish_reason: str, turns: int) -> dict[str, Any]:
         final = messages[-1].content if messages and messages[-1].role == "assistant" else None
@@ -199,6 +250,7 @@ async def run_agent(agent: Agent, prompt: str) -> dict[str, Any]:
         if not response.message.tool_calls:
             return run.finish(messages, response.finish_reason or "stop", turn)
         results = await asyncio.gather(*(run.tool_call(call, turn) for call in response.message.tool_calls))
+        run.wait_if_any()
         messages.extend(results)
     return run.finish(messages, "max_turns", agent.max_turns)
 

@@ -28,7 +28,27 @@ class PendingApproval:
     tool: str
     """The tool's name."""
     arguments: Any
-    """The arguments the model gave (as the model sent them: a JSON text, for SDK agents)."""
+    """The arguments the model gave (a JSON object for native agents; as the model sent them, a JSON
+    text, for SDK agents)."""
+    agent: str | None = None
+    """The agent whose tool it is (when the wait records it)."""
+    framework: str | None = None
+    """``native`` for an :class:`~agentspan.agents.Agent`'s tool; the framework's name otherwise."""
+    schema: dict[str, Any] | None = None
+    """The tool's JSON schema, which edited arguments must match; ``None`` when edits are not supported."""
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> PendingApproval:
+        """Read from the details an approval wait records."""
+        schema = details.get("schema")
+        return cls(
+            call_id=str(details.get("call_id")),
+            tool=str(details.get("tool")),
+            arguments=details.get("arguments"),
+            agent=None if details.get("agent") is None else str(details["agent"]),
+            framework=None if details.get("framework") is None else str(details["framework"]),
+            schema=schema if isinstance(schema, dict) else None,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +181,7 @@ class AgentHandle:
     def pending_approvals(self) -> list[PendingApproval]:
         """The tool calls the run waits on (tools that need approval), oldest first."""
         return [
-            PendingApproval(str(step.input.get("call_id")), str(step.input.get("tool")), step.input.get("arguments"))
+            PendingApproval.from_details(step.input)
             for step in self._handle.journal()
             if step.kind == "approval" and step.status is StepStatus.SUSPENDED and isinstance(step.input, dict)
         ]
@@ -198,10 +218,29 @@ class AgentHandle:
             raise ConflictError(f"execution {self.execution_id} is not waiting for human input on {signal!r}")
         self._handle.signal(signal, feedback)
 
-    def approve(self, call_id: str) -> None:
-        """Approve tool call ``call_id``: the run goes on and the tool runs (once)."""
-        self._handle.signal(approval_signal(call_id), Decision(True).payload())
+    def approve(self, call_id: str, *, arguments: dict[str, Any] | None = None) -> None:
+        """Approve tool call ``call_id``: the run goes on and the tool runs (once).
+
+        Any client can decide instead: ``POST /api/executions/{id}/signals/approval:<call id>`` with
+        ``{"approved": true}`` (or ``{"approved": true, "arguments": {...}}``).
+
+        Args:
+            call_id: The call (see :meth:`pending_approvals`).
+            arguments: Edited arguments the tool runs with instead of the model's; checked against the
+                tool's schema (native tools only).
+
+        Raises:
+            NotFoundError: the run has no such call waiting.
+            InvalidInputError: the edited arguments do not match the tool's schema (nothing recorded).
+            ConflictError: the call was already decided otherwise (the message says how).
+        """
+        self._handle.signal(approval_signal(call_id), Decision(True, arguments=arguments).payload())
 
     def reject(self, call_id: str, reason: str | None = None) -> None:
-        """Reject tool call ``call_id``: the tool does not run, and the model sees ``reason`` as its result."""
+        """Reject tool call ``call_id``: the tool does not run, and the model sees ``reason`` as its result.
+
+        Raises:
+            NotFoundError: the run has no such call waiting.
+            ConflictError: the call was already decided otherwise (the message says how).
+        """
         self._handle.signal(approval_signal(call_id), Decision(False, reason).payload())
