@@ -6,18 +6,19 @@ import collections
 import functools
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from decisions import DecidesAfterClaim, at_once
 
 from agentspan.agents import Agent, AgentHandle, AgentRuntime, tool
 from agentspan.agents._loop import agent_function
 from agentspan.client import HttpClient
 from agentspan.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
-from agentspan.runtime import Claim, ExecutionStatus, Service, SQLiteStore, StepStatus
+from agentspan.runtime import ExecutionStatus, Service, SQLiteStore
 from agentspan.runtime._approval import approval_signal
 from agentspan.testing import FakeOpenAIServer, ScriptedModel, ServerHandle
 from agentspan.worker import Worker
@@ -350,26 +351,6 @@ def test_edits_of_a_wait_without_a_schema_are_refused_saying_so(service: Service
 TRIALS = 50
 
 
-def _at_once(*decisions: Callable[[], Any]) -> list[BaseException | None]:
-    """Run each decision in its own thread, all released in the same instant by one barrier; what each raised."""
-    barrier = threading.Barrier(len(decisions))
-    outcomes: list[BaseException | None] = [None] * len(decisions)
-
-    def decide(position: int, fn: Callable[[], Any]) -> None:
-        barrier.wait()
-        try:
-            fn()
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            outcomes[position] = exc
-
-    threads = [threading.Thread(target=decide, args=(i, d)) for i, d in enumerate(decisions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return outcomes
-
-
 def _race(runtime: AgentRuntime) -> collections.Counter[str]:
     winners: collections.Counter[str] = collections.Counter()
     for trial in range(TRIALS):
@@ -378,7 +359,7 @@ def _race(runtime: AgentRuntime) -> collections.Counter[str]:
         # A model's script is used once: each trial's agent is a new one (with its own name).
         handle = runtime.start(_agent(model, name=f"support-{trial}"), "refund 5")
         _until_waiting(handle)
-        approve, reject = _at_once(
+        approve, reject = at_once(
             functools.partial(handle.approve, "call_1"), functools.partial(handle.reject, "call_1", "too expensive")
         )
         assert (approve is None) != (reject is None), (trial, approve, reject)
@@ -448,26 +429,6 @@ class _Clock:
         return self.now
 
 
-class _DecidesAfterClaim:
-    """The service, except that a person's decision arrives just after a claim at the timeout: while the
-    worker replays a journal in which the call still waits (the race with the default, made certain)."""
-
-    def __init__(self, service: Service, decide: Callable[[], Any]) -> None:
-        self._service = service
-        self._decide: Callable[[], Any] | None = decide
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._service, name)
-
-    def claim(self, worker_id: str, names: Sequence[str], **kwargs: Any) -> Claim | None:
-        claim = self._service.claim(worker_id, names, **kwargs)
-        if claim is not None and self._decide is not None:
-            assert [s.key for s in claim.journal if s.status is StepStatus.SUSPENDED]
-            self._decide, decide = None, self._decide
-            decide()
-        return claim
-
-
 def test_a_decision_that_beats_the_default_at_the_timeout_is_the_one_applied(db_path: Path) -> None:
     clock = _Clock()
     service = Service(SQLiteStore(db_path), clock=clock)
@@ -479,7 +440,7 @@ def test_a_decision_that_beats_the_default_at_the_timeout_is_the_one_applied(db_
         assert service.get_execution(eid).status is ExecutionStatus.WAITING
         assert not Worker(service, [fn]).run_once()  # not due yet: nobody claims it
         clock.now += 1.0
-        late = _DecidesAfterClaim(service, lambda: service.send_signal(eid, approval_signal("call_1"), True))
+        late = DecidesAfterClaim(service, lambda: service.send_signal(eid, approval_signal("call_1"), True))
         assert Worker(late, [fn]).run_once()  # type: ignore[arg-type]  # a Client in all but name
         execution = service.get_execution(eid)
         assert execution.status is ExecutionStatus.COMPLETED, execution.error
