@@ -324,27 +324,33 @@ def test_a_second_different_decision_is_409_naming_the_recorded_one(
     assert _delivered(service, waiting) == ["approval:call_1"]
 
 
-def test_edits_of_a_wait_without_a_schema_are_refused_saying_so(service: Service) -> None:
-    eid = service.create_execution("sdk-like").id
-    claim = service.claim("w", ["sdk-like"])
-    assert claim is not None
-    from agentspan.durable._context import DurableContext, Suspended
-    from agentspan.durable._writer import JournalWriter
-    from agentspan.runtime import FinishRecord
+def test_edits_of_an_sdk_tools_approval_are_refused_saying_so(service: Service) -> None:
+    pytest.importorskip("agents")
+    from agents import Agent as SdkAgent
+    from agents import function_tool
+    from oa_flows import TurnModel
 
-    writer = JournalWriter(service, eid, "w", claim.epoch)
-    ctx = DurableContext(claim, writer)
-    with pytest.raises(Suspended):
-        ctx.wait_for_signal(
-            approval_signal("c9"), kind="approval", details={"tool": "t", "arguments": "{}", "call_id": "c9"}
-        )
-    writer.write(FinishRecord(status="waiting"))
-    writer.close()
-    with pytest.raises(InvalidInputError, match="does not support edits"):
-        service.send_signal(eid, approval_signal("c9"), {"approved": True, "arguments": {}})
-    assert _delivered(service, eid) == []
-    service.send_signal(eid, approval_signal("c9"), {"approved": False})
-    assert service.get_execution(eid).status is ExecutionStatus.QUEUED
+    import agentspan.adapters.openai_agents as oa
+
+    @function_tool(needs_approval=True)
+    def transfer(amount: int) -> str:
+        """Transfer an amount."""
+        refunds.append(amount)
+        return f"transferred {amount}"
+
+    model = TurnModel("t", [[("transfer", {"amount": 5})], "done"])
+    agent = SdkAgent(name="bank", instructions="Help.", model=model, tools=[transfer])
+    eid = service.create_execution("bank", oa.execution_input("transfer 5")).id
+    fn = oa.agent_function(agent)
+    assert Worker(service, [fn]).run_once()
+    [wait] = [s for s in service.get_journal(eid) if s.kind == "approval"]
+    signal = approval_signal(str(wait.input["call_id"]))
+    with pytest.raises(InvalidInputError, match="edits are not supported for this wait"):
+        service.send_signal(eid, signal, {"approved": True, "arguments": {"amount": 1}})
+    assert _delivered(service, eid) == [] and service.get_execution(eid).status is ExecutionStatus.WAITING
+    service.send_signal(eid, signal, {"approved": True})
+    assert Worker(service, [fn]).run_once()
+    assert service.get_execution(eid).status is ExecutionStatus.COMPLETED and refunds == [5]
 
 
 # --- two decisions at once ----------------------------------------------------------------------------------------
@@ -464,3 +470,9 @@ def test_the_recorded_decision_is_one_json_object_whatever_form_was_sent(service
     service.send_signal(waiting, approval_signal("call_1"), "approve")
     _, recorded = service.store.signal_state(waiting, approval_signal("call_1"))
     assert recorded is not None and json.loads(recorded) == {"approved": True}
+
+
+def test_a_decisions_payload_for_a_frameworks_confirmation_is_kept(service: Service, waiting: str) -> None:
+    service.send_signal(waiting, approval_signal("call_1"), {"approved": True, "payload": {"ticket": 7}})
+    _, recorded = service.store.signal_state(waiting, approval_signal("call_1"))
+    assert recorded is not None and json.loads(recorded) == {"approved": True, "payload": {"ticket": 7}}

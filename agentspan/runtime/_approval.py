@@ -8,7 +8,9 @@ A decision is one of:
 - ``{"approved": true, "arguments": {...}}``: the tool runs once with these (edited) arguments,
   checked against the tool's JSON schema when the decision is delivered.
 
-``true``/``false`` and the strings ``"approve"``/``"reject"`` are accepted too.
+``true``/``false`` and the strings ``"approve"``/``"reject"`` are accepted too. A decision may also
+carry a ``"payload"`` (any JSON) for a framework whose confirmation takes one (Google ADK's
+``ToolConfirmation.payload``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ APPROVAL_PREFIX = "approval:"
 DEFAULT_REJECTION = "The user rejected this tool call."
 """What the model reads as the result of a rejected call when the decision gives no reason."""
 _FORM = 'an approval decision is {"approved": true}, {"approved": false, "reason": "..."} or {"approved": true, "arguments": {...}}'
-_KEYS = frozenset({"approved", "reason", "arguments"})
+_KEYS = frozenset({"approved", "reason", "arguments", "payload"})
 
 
 def approval_signal(call_id: str) -> str:
@@ -43,13 +45,17 @@ def approval_signal(call_id: str) -> str:
 class Decision:
     """An approval decision: approved (possibly with edited arguments), or rejected with a reason."""
 
-    __slots__ = ("approved", "arguments", "reason")
+    __slots__ = ("approved", "arguments", "data", "reason")
 
-    def __init__(self, approved: bool, reason: str | None = None, arguments: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, approved: bool, reason: str | None = None, arguments: dict[str, Any] | None = None, data: Any = None
+    ) -> None:
         self.approved = approved
         self.reason = reason
         self.arguments = arguments
         """The edited arguments the tool runs with instead of the model's (approvals only)."""
+        self.data = data
+        """The decision's ``"payload"``, for a framework whose confirmation carries one."""
 
     def payload(self) -> dict[str, Any]:
         """The decision as the signal's JSON payload."""
@@ -58,6 +64,8 @@ class Decision:
             payload["reason"] = self.reason
         if self.arguments is not None:
             payload["arguments"] = self.arguments
+        if self.data is not None:
+            payload["payload"] = self.data
         return payload
 
     def __eq__(self, other: object) -> bool:
@@ -100,7 +108,7 @@ def decision_of(payload: Any) -> Decision:
                 )
             if not payload["approved"]:
                 raise InvalidInputError("a rejection cannot carry 'arguments': edited arguments approve the call")
-        return Decision(payload["approved"], reason, arguments)
+        return Decision(payload["approved"], reason, arguments, payload.get("payload"))
     raise InvalidInputError(f"{_FORM}, not {json.dumps(payload)[:200]}")
 
 

@@ -325,10 +325,12 @@ class Service:
         if decision.arguments is not None:
             schema = details.get("schema")
             if not isinstance(schema, dict):
+                # Only native tools record a schema; a framework's own approval has no way to take
+                # other arguments, so an edit would be silently dropped.
                 raise InvalidInputError(
-                    f"call {call_id} of execution {execution_id} cannot be approved with edited arguments:"
-                    f" its {details.get('framework') or 'framework'} wait does not support edits;"
-                    ' approve it ({"approved": true}) or reject it',
+                    f"call {call_id} of execution {execution_id} waits in a framework's own approval, which"
+                    " takes no edited arguments: edits are not supported for this wait; approve it"
+                    ' ({"approved": true}) or reject it ({"approved": false, "reason": "..."})',
                     execution_id=execution_id,
                 )
             check_arguments(str(details.get("tool") or call_id), schema, decision.arguments)
