@@ -185,6 +185,7 @@ def test_edited_arguments_run_the_tool_once_with_them_and_are_recorded(runtime: 
     assert result.status is ExecutionStatus.COMPLETED, result.error
     assert refunds == [50]
     assert _tool_message(model, "call_1") == "refunded 50"
+    assert json.loads(result.tool_calls[0]["arguments"]) == {"amount": 50, "note": "capped"}
     [step] = [s for s in runtime.client.get_journal(handle.execution_id) if s.kind == "tool"]
     assert step.input == {"arguments": {"amount": 50, "note": "capped"}}
 
@@ -476,3 +477,29 @@ def test_a_decisions_payload_for_a_frameworks_confirmation_is_kept(service: Serv
     service.send_signal(waiting, approval_signal("call_1"), {"approved": True, "payload": {"ticket": 7}})
     _, recorded = service.store.signal_state(waiting, approval_signal("call_1"))
     assert recorded is not None and json.loads(recorded) == {"approved": True, "payload": {"ticket": 7}}
+
+
+def test_a_sub_agents_call_waits_and_is_decided_from_the_parents_handle(runtime: AgentRuntime) -> None:
+    clerk = _agent(ScriptedModel([[("refund", {"amount": 8})], "Refunded 8."]), name="clerk")
+    boss_model = ScriptedModel([[("clerk", {"request": "refund 8"})], "The clerk refunded 8."])
+    boss = Agent(name="boss", model=boss_model, instructions="Delegate.", agents=[clerk])
+    handle = runtime.start(boss, "refund 8 through the clerk")
+    _until_waiting(handle)
+    [pending] = handle.pending_approvals()
+    assert (pending.tool, pending.agent, pending.arguments) == ("refund", "clerk", {"amount": 8})
+    handle.approve(pending.call_id)
+    result = handle.wait(timeout=30)
+    assert result.status is ExecutionStatus.COMPLETED, result.error
+    assert refunds == [8] and result.output == "The clerk refunded 8."
+
+
+@pytest.mark.slow
+def test_the_default_decision_at_the_timeout_is_delivered_over_http(server: str) -> None:
+    model = ScriptedModel([[("wipe", {"disk": "sdc"})], "Not wiped."])
+    with AgentRuntime(server) as runtime:
+        handle = runtime.start(_agent(model, wipe, name="remote-support"), "wipe sdc")
+        result = handle.wait(timeout=60)
+        signals = [e for e in runtime.client.get_events(handle.execution_id) if e.type == "signal.delivered"]
+    assert result.status is ExecutionStatus.COMPLETED, result.error
+    assert refunds == [] and len(signals) == 1
+    assert _tool_message(model, "call_1") == "no decision within 0.5 s: rejected by default"

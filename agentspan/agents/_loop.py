@@ -75,6 +75,7 @@ class _Run:
         self.chain: str | None = None
         self.recorded = 0
         self.waiting: list[Suspended] = []
+        self.edited: dict[str, str] = {}  # tool call id -> the arguments a person approved instead
 
     async def model_call(self, messages: list[Message], turn: int) -> ModelResponse:
         request = ModelRequest(
@@ -118,7 +119,8 @@ class _Run:
             raise  # a lost lease, a divergence in strict mode: not the model's business
         except Exception as exc:
             content = f"Error: {type(exc).__name__}: {exc}"
-        self.tool_log.append({"id": call.id, "name": call.name, "arguments": call.arguments, "result": content})
+        arguments = self.edited.pop(call.id, call.arguments)  # what the tool ran with
+        self.tool_log.append({"id": call.id, "name": call.name, "arguments": arguments, "result": content})
         return Message(role="tool", tool_call_id=call.id, name=call.name, content=content)
 
     async def _invoke(self, call: ToolCall, turn: int) -> str:
@@ -148,7 +150,8 @@ class _Run:
                 return decision.reason or DEFAULT_REJECTION
             if decision.arguments is not None:
                 # Checked against the schema when it was delivered; parsed as the model's would be.
-                arguments = definition.parse(json.dumps(decision.arguments))
+                self.edited[call.id] = json.dumps(decision.arguments, ensure_ascii=False)
+                arguments = definition.parse(self.edited[call.id])
 
         async def invoke() -> Any:
             info = current_step()
