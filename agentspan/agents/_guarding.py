@@ -87,11 +87,11 @@ class Guarding:
         self.framework = framework
         self.retries: collections.Counter[str] = collections.Counter()
 
-    def of(self, position: Position) -> list[Guardrail]:
+    def of(self, position: Position | str) -> list[Guardrail]:
         """The guardrails that check ``position``."""
         return [g for g in self.guardrails if g.position == position]
 
-    def check(self, position: Position, text: str, *, subject: str = "answer", can_retry: bool = True) -> Verdict:
+    def check(self, position: Position | str, text: str, *, subject: str = "answer", can_retry: bool = True) -> Verdict:
         """Run the ``position`` guardrails on ``text`` in order, each as a recorded step.
 
         Returns the text to go on with, or a retry request. Raises :class:`GuardrailError` when a
@@ -101,7 +101,7 @@ class Guarding:
         """
         for guardrail in self.of(position):
             result: GuardrailResult = run_step(
-                "guardrail", guardrail.name, {"position": position, "subject": subject, "text": text},
+                "guardrail", guardrail.name, {"position": str(position), "subject": subject, "text": text},
                 functools.partial(_run_check, guardrail, text), codec=_RESULT,
             )  # fmt: skip
             if result.passed:
@@ -127,7 +127,7 @@ class Guarding:
         return Verdict(text)
 
     async def check_async(
-        self, position: Position, text: str, *, subject: str = "answer", can_retry: bool = True
+        self, position: Position | str, text: str, *, subject: str = "answer", can_retry: bool = True
     ) -> Verdict:
         """:meth:`check` from an event loop (the checks run in a thread, the durable context with them)."""
         if not self.of(position):
