@@ -148,6 +148,27 @@ def test_every_waiting_call_of_a_turn_is_pending_at_once(runtime: AgentRuntime) 
     assert {c["id"]: c["result"] for c in result.tool_calls} == {"call_1": "refunded 5", "call_2": "one per order"}
 
 
+def test_the_one_waiting_call_is_decided_without_naming_it_and_several_must_be_named(runtime: AgentRuntime) -> None:
+    model = ScriptedModel(
+        [[("refund", {"amount": 5}), ("refund", {"amount": 7})], [("refund", {"amount": 9})], "Done."]
+    )
+    handle = runtime.start(_agent(model), "refunds, unnamed")
+    _until_waiting(handle)
+    with pytest.raises(ConflictError, match=r"waits for 2 approvals \(call_1, call_2\): name the call"):
+        handle.approve()
+    handle.approve("call_1")
+    handle.reject("call_2", "one is enough")
+    waits = (e for e in handle.events() if e.type == "execution.waiting")
+    next(waits), next(waits)  # the second wait: the next turn's call
+    [pending] = handle.pending_approvals()
+    handle.approve()
+    result = handle.wait(timeout=30)
+    assert result.status is ExecutionStatus.COMPLETED, result.error
+    assert refunds == [5, 9] and pending.arguments == {"amount": 9}
+    with pytest.raises(ConflictError, match="is not waiting for an approval"):
+        handle.reject()
+
+
 def test_bad_arguments_go_to_the_model_without_waiting(runtime: AgentRuntime) -> None:
     model = ScriptedModel([[("refund", {"amount": "lots"})], "Sorry."])
     result = runtime.run(_agent(model), "refund lots")

@@ -218,29 +218,45 @@ class AgentHandle:
             raise ConflictError(f"execution {self.execution_id} is not waiting for human input on {signal!r}")
         self._handle.signal(signal, feedback)
 
-    def approve(self, call_id: str, *, arguments: dict[str, Any] | None = None) -> None:
-        """Approve tool call ``call_id``: the run goes on and the tool runs (once).
+    def _pending_call(self, call_id: str | None) -> str:
+        """``call_id``, or the one call the run waits on when none is named."""
+        if call_id is not None:
+            return call_id
+        pending = [found.call_id for found in self.pending_approvals()]
+        if len(pending) == 1:
+            return pending[0]
+        if not pending:
+            raise ConflictError(f"execution {self.execution_id} is not waiting for an approval")
+        raise ConflictError(
+            f"execution {self.execution_id} waits for {len(pending)} approvals ({', '.join(pending)}): name the call"
+        )
+
+    def approve(self, call_id: str | None = None, *, arguments: dict[str, Any] | None = None) -> None:
+        """Approve tool call ``call_id`` (the one waiting, if it is alone): the run goes on and the tool runs (once).
 
         Any client can decide instead: ``POST /api/executions/{id}/signals/approval:<call id>`` with
         ``{"approved": true}`` (or ``{"approved": true, "arguments": {...}}``).
 
         Args:
-            call_id: The call (see :meth:`pending_approvals`).
+            call_id: The call (see :meth:`pending_approvals`); may be left out when only one waits.
             arguments: Edited arguments the tool runs with instead of the model's; checked against the
                 tool's schema (native tools only).
 
         Raises:
             NotFoundError: the run has no such call waiting.
             InvalidInputError: the edited arguments do not match the tool's schema (nothing recorded).
-            ConflictError: the call was already decided otherwise (the message says how).
+            ConflictError: the call was already decided otherwise (the message says how), or no call
+                was named and not exactly one waits.
         """
-        self._handle.signal(approval_signal(call_id), Decision(True, arguments=arguments).payload())
+        decision = Decision(True, arguments=arguments).payload()
+        self._handle.signal(approval_signal(self._pending_call(call_id)), decision)
 
-    def reject(self, call_id: str, reason: str | None = None) -> None:
-        """Reject tool call ``call_id``: the tool does not run, and the model sees ``reason`` as its result.
+    def reject(self, call_id: str | None = None, reason: str | None = None) -> None:
+        """Reject tool call ``call_id`` (the one waiting, if it is alone): the tool does not run, and the
+        model sees ``reason`` as its result.
 
         Raises:
             NotFoundError: the run has no such call waiting.
             ConflictError: the call was already decided otherwise (the message says how).
         """
-        self._handle.signal(approval_signal(call_id), Decision(False, reason).payload())
+        self._handle.signal(approval_signal(self._pending_call(call_id)), Decision(False, reason).payload())
