@@ -27,7 +27,8 @@ EXPECTED = {
     "agentspan.agents": [
         "Agent", "AgentHandle", "AgentResult", "AgentRuntime", "Guardrail", "GuardrailResult", "LLMGuardrail",
         "Message", "ModelRequest", "ModelResponse", "ModelSettings", "OnFail", "PendingApproval", "Position",
-        "RegexGuardrail", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec", "Usage", "tool",
+        "RegexGuardrail", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec", "Usage", "guardrail",
+        "tool",
     ],
     "agentspan.adapters.crewai": [
         "DurableCrew", "crew_function", "durable", "execution_input", "install", "use_runtime",

@@ -22,7 +22,7 @@ from agentspan.agents import (
     tool,
 )
 from agentspan.agents.models import OpenAIModel
-from agentspan.errors import ConfigurationError
+from agentspan.errors import ConfigurationError, InvalidInputError
 from agentspan.runtime import ExecutionStatus, StepStatus
 from agentspan.testing import FakeOpenAIServer, ScriptedModel
 
@@ -166,11 +166,10 @@ def test_human_approve_keeps_the_answer(runtime: AgentRuntime) -> None:
 
 def test_human_edit_replaces_the_answer(runtime: AgentRuntime) -> None:
     handle, waiting = _human_run(runtime, "human_edit")
-    runtime.client.send_signal(
-        handle.execution_id,
-        f"approval:{waiting.call_id}",
-        {"approved": True, "arguments": {"output": "Your card ends in 1111."}},
-    )
+    with pytest.raises(InvalidInputError):  # the edit must be {"output": text}: refused, still waiting
+        handle.approve(waiting.call_id, arguments={"text": "Your card ends in 1111."})
+    assert handle.pending_approvals() == [waiting]
+    handle.approve(waiting.call_id, arguments={"output": "Your card ends in 1111."})
     result = handle.wait(timeout=30)
     assert result.is_success and result.output == "Your card ends in 1111."
 

@@ -17,7 +17,7 @@ with AgentRuntime() as runtime:
 """
 
 from ._agent import Agent
-from ._guardrail import Guardrail, GuardrailResult, LLMGuardrail, OnFail, Position, RegexGuardrail
+from ._guardrail import Guardrail, GuardrailResult, LLMGuardrail, OnFail, Position, RegexGuardrail, guardrail
 from ._result import AgentHandle, AgentResult, PendingApproval
 from ._runtime import AgentRuntime
 from ._tool import ToolContext, ToolDefinition, ToolError, tool
@@ -45,5 +45,6 @@ __all__ = [
     "ToolError",
     "ToolSpec",
     "Usage",
+    "guardrail",
     "tool",
 ]

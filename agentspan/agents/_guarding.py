@@ -92,13 +92,13 @@ class Guarding:
         # Parallel tool calls check in their own threads; the count and its limit are one decision.
         self._lock = threading.Lock()
 
-    def of(self, position: Position) -> list[Guardrail]:
+    def of(self, position: Position | str) -> list[Guardrail]:
         """The guardrails that check ``position``."""
         return [g for g in self.guardrails if g.position == position]
 
     def check(
         self,
-        position: Position,
+        position: Position | str,
         text: str,
         *,
         subject: str = "answer",
@@ -115,7 +115,7 @@ class Guarding:
         side with other calls' checks, in any order, and still replay by key.
         """
         for guardrail in self.of(position):
-            step_input = {"position": position, "subject": subject, "text": text}
+            step_input = {"position": str(position), "subject": subject, "text": text}
             result: GuardrailResult = run_step(
                 "guardrail", guardrail.name, step_input, functools.partial(_run_check, guardrail, text),
                 codec=_RESULT, identity=None if identity is None else {"call": identity, **step_input},
@@ -152,7 +152,7 @@ class Guarding:
 
     async def check_async(
         self,
-        position: Position,
+        position: Position | str,
         text: str,
         *,
         subject: str = "answer",

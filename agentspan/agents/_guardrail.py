@@ -17,27 +17,46 @@ computed again, so an LLM guardrail is not paid for twice and a flaky check cann
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import json
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import ConfigurationError
 from ._types import Message, ModelRequest, ModelSettings
 
-__all__ = ["Guardrail", "GuardrailResult", "LLMGuardrail", "OnFail", "Position", "RegexGuardrail"]
+__all__ = ["Guardrail", "GuardrailResult", "LLMGuardrail", "OnFail", "Position", "RegexGuardrail", "guardrail"]
 
-OnFail = Literal["retry", "raise", "fix", "human"]
-"""What a failed check does: ask the model again, fail the run, replace the text, or ask a person."""
-Position = Literal["input", "output"]
-"""What a guardrail checks: the input (the prompt, a tool's arguments) or the output (the answer, a
-tool's result)."""
 
-_ON_FAIL = ("retry", "raise", "fix", "human")
-_POSITIONS = ("input", "output")
+class OnFail(enum.StrEnum):
+    """What a failed check does (plain strings work too: ``on_fail="retry"``)."""
+
+    RETRY = "retry"
+    """Tell the model why and ask again, in the same execution (at most ``max_retries`` times)."""
+    RAISE = "raise"
+    """End the run failed, ``finish_reason="guardrail"``."""
+    FIX = "fix"
+    """Use the guardrail's ``fixed_output`` instead of the text."""
+    HUMAN = "human"
+    """Wait for a person to approve, reject or replace the text (outputs only)."""
+
+
+class Position(enum.StrEnum):
+    """What a guardrail checks (plain strings work too: ``position="output"``)."""
+
+    INPUT = "input"
+    """The prompt; a tool's arguments (as JSON text)."""
+    OUTPUT = "output"
+    """The final answer; a tool's result."""
+
+
+_ON_FAIL = tuple(m.value for m in OnFail)
+_POSITIONS = tuple(m.value for m in Position)
+F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -80,14 +99,14 @@ class Guardrail:
     def __init__(
         self,
         func: Callable[[str], Any],
-        position: Position = "output",
-        on_fail: OnFail = "retry",
+        position: Position | str = Position.OUTPUT,
+        on_fail: OnFail | str = OnFail.RETRY,
         name: str | None = None,
         max_retries: int = 3,
     ) -> None:
         if not callable(func):
             raise ConfigurationError(f"a guardrail takes a function of the text to check, not {func!r}")
-        label = name or getattr(func, "__name__", "") or "guardrail"
+        label = name or getattr(func, "__agentspan_guardrail__", None) or getattr(func, "__name__", "") or "guardrail"
         if label == "<lambda>":
             label = "guardrail"
         if not _NAME.match(label):
@@ -105,8 +124,8 @@ class Guardrail:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"guardrail {label}: max_retries must be a non-negative integer")
         self.func = func
-        self.position: Position = position
-        self.on_fail: OnFail = on_fail
+        self.position = Position(position)
+        self.on_fail = OnFail(on_fail)
         self.name = label
         self.max_retries = max_retries
 
@@ -118,11 +137,30 @@ class Guardrail:
         return _verdict(self.name, value)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, position={self.position!r}, on_fail={self.on_fail!r})"
+        return (
+            f"{type(self).__name__}(name={self.name!r}, position={self.position.value!r},"
+            f" on_fail={self.on_fail.value!r})"
+        )
 
 
 async def _await(value: Any) -> Any:
     return await value
+
+
+def guardrail(func: F | None = None, /, *, name: str | None = None) -> Any:
+    """Mark a function as a guardrail check (optional): ``Guardrail(func)`` then takes its ``name``.
+
+    The function is returned unchanged, so it stays directly callable in tests.
+    """
+
+    def decorate(fn: F) -> F:
+        label = name or fn.__name__
+        if not _NAME.match(label):
+            raise ConfigurationError(f"guardrail name {label!r} is not valid: use 1 to 64 letters, digits, _ . and -")
+        fn.__agentspan_guardrail__ = label  # type: ignore[attr-defined]
+        return fn
+
+    return decorate if func is None else decorate(func)
 
 
 class RegexGuardrail(Guardrail):
@@ -144,8 +182,8 @@ class RegexGuardrail(Guardrail):
         patterns: str | Sequence[str],
         *,
         mode: Literal["block", "allow"] = "block",
-        position: Position = "output",
-        on_fail: OnFail = "retry",
+        position: Position | str = Position.OUTPUT,
+        on_fail: OnFail | str = OnFail.RETRY,
         name: str | None = None,
         message: str | None = None,
         redaction: str = "[REDACTED]",
@@ -209,8 +247,8 @@ class LLMGuardrail(Guardrail):
         model: Any,
         policy: str,
         *,
-        position: Position = "output",
-        on_fail: OnFail = "retry",
+        position: Position | str = Position.OUTPUT,
+        on_fail: OnFail | str = OnFail.RETRY,
         name: str | None = None,
         max_tokens: int | None = 200,
         max_retries: int = 3,
