@@ -286,6 +286,17 @@ async def run_agent(agent: Agent, prompt: str) -> dict[str, Any]:
     Returns the result as JSON: output, structured output, messages, tool calls, usage, finish reason.
     """
     run = _Run(agent)
+    try:
+        return await _loop(run, prompt)
+    finally:
+        if run.model is not agent.model:  # made from the "provider/model" spec: its connections are ours
+            close = getattr(run.model, "close", None)
+            if callable(close):
+                close()
+
+
+async def _loop(run: _Run, prompt: str) -> dict[str, Any]:
+    agent = run.agent
     # The prompt cannot be asked for again: a failed input guardrail that would retry ends the run.
     prompt = (await run.guarding.check_async("input", prompt, subject="prompt", can_retry=False)).text
     messages: list[Message] = []
