@@ -85,6 +85,8 @@ class AgentResult:
         if execution.status is not ExecutionStatus.COMPLETED or not isinstance(execution.output, dict):
             error = None if execution.error is None else f"{execution.error.type}: {execution.error.message}"
             reason = "cancelled" if execution.status is ExecutionStatus.CANCELLED else "error"
+            if execution.error is not None and execution.error.type.rsplit(".", 1)[-1] == "GuardrailError":
+                reason = "guardrail"  # a guardrail ended the run (on_fail="raise", spent retries, a rejection)
             return cls(execution.id, execution.status, "", finish_reason=reason, error=error)
         data = execution.output
         structured = data.get("structured")
