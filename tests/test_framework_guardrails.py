@@ -339,3 +339,46 @@ def test_the_react_agent_retry_keeps_each_tool_call_once(tmp_path: Path) -> None
     assert ran == ["a1"], "the tool ran once: the retry asks the model again, it does not rerun the graph's work"
     assert len(requests) == 3
     assert [m["role"] for m in requests[2]["messages"]] == ["user", "assistant", "tool", "assistant", "user"]
+
+
+# --- human, and async graphs -------------------------------------------------------------------------------
+@pytest.mark.parametrize("framework", ["langgraph", "openai_agents"])
+def test_human_guardrail_waits_and_a_persons_edit_becomes_the_output(tmp_path: Path, framework: str) -> None:
+    with FakeOpenAIServer([LEAK]) as fake:
+        target = chat_graph(fake) if framework == "langgraph" else sdk_agent(fake)
+        with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+            handle = runtime.start(target, "what card?", guardrails=[card_guard("human")])
+            wait_until(lambda: runtime.client.get_execution(handle.execution_id).wait is not None, "the wait")
+            waiting = runtime.client.get_execution(handle.execution_id)
+            assert waiting.status is ExecutionStatus.WAITING and waiting.wait is not None
+            runtime.client.send_signal(
+                handle.execution_id, waiting.wait.signal, {"approved": True, "arguments": {"output": "Card on file."}}
+            )
+            result = handle.wait(timeout=30)
+            approvals = [s for s in runtime.client.get_journal(handle.execution_id) if s.kind == "approval"]
+        requests = fake.request_count
+    assert result.is_success, result.error
+    assert result.output == "Card on file."
+    assert requests == 1, "the model was not asked again after the person's decision"
+    assert approvals and approvals[0].input["framework"] == framework and approvals[0].input["guardrail"] == "no_card"
+
+
+def test_an_async_graph_retries_like_a_sync_one(tmp_path: Path) -> None:
+    from langchain_openai import ChatOpenAI
+
+    with FakeOpenAIServer([LEAK, CLEAN]) as fake:
+        model = ChatOpenAI(model="gpt-4o-mini", base_url=fake.base_url, api_key="test", max_retries=0)  # type: ignore[arg-type]
+
+        async def chat(state: MessagesState) -> dict[str, Any]:
+            return {"messages": [await model.ainvoke(state["messages"])]}
+
+        builder = StateGraph(MessagesState)
+        builder.add_node("chat", chat)
+        builder.add_edge(START, "chat")
+        graph = builder.compile(name="async-card-chat")
+        with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
+            result = runtime.run(graph, "what card?", guardrails=[card_guard("retry")], timeout=30)
+        requests = fake.requests
+    assert result.is_success, result.error
+    assert result.output == CLEAN and len(requests) == 2
+    assert user_texts(requests[1]) == ["what card?", "Do not write card numbers."]
