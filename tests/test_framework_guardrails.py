@@ -114,11 +114,12 @@ def test_langgraph_fix_redacts_the_answer_in_the_output_and_the_final_state(tmp_
     assert requests == 1
 
 
-def test_langgraph_raise_fails_the_run_with_finish_reason_guardrail(tmp_path: Path) -> None:
+@pytest.mark.parametrize("framework", ["langgraph", "openai_agents"])
+def test_raise_fails_the_run_with_finish_reason_guardrail(tmp_path: Path, framework: str) -> None:
     with FakeOpenAIServer([LEAK]) as fake:
-        graph = chat_graph(fake)
+        target = chat_graph(fake) if framework == "langgraph" else sdk_agent(fake)
         with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
-            result = runtime.run(graph, "what card?", guardrails=[card_guard("raise")], timeout=30)
+            result = runtime.run(target, "what card?", guardrails=[card_guard("raise")], timeout=30)
     assert result.status is ExecutionStatus.FAILED
     assert result.finish_reason == "guardrail"
     assert result.error is not None and "GuardrailError" in result.error and "no_card" in result.error
@@ -188,15 +189,6 @@ def test_openai_agent_fix_redacts_the_final_output(tmp_path: Path) -> None:
             result = runtime.run(agent, "what card?", guardrails=[card_guard("fix")], timeout=30)
     assert result.is_success, result.error
     assert result.output == "Your card [REDACTED] is on file."
-
-
-def test_openai_agent_raise_fails_the_run_with_finish_reason_guardrail(tmp_path: Path) -> None:
-    with FakeOpenAIServer([LEAK]) as fake:
-        agent = sdk_agent(fake)
-        with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
-            result = runtime.run(agent, "what card?", guardrails=[card_guard("raise")], timeout=30)
-    assert result.status is ExecutionStatus.FAILED
-    assert result.finish_reason == "guardrail"
 
 
 def test_openai_agent_input_guardrail_raise_stops_the_run_before_any_model_call(tmp_path: Path) -> None:

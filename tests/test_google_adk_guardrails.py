@@ -6,7 +6,6 @@ raise fails the run with ``finish_reason="guardrail"``. ADK's default Gemini mod
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,10 @@ import pytest
 
 pytest.importorskip("google.adk")
 
+from test_google_adk import _gemini as gemini
+
 from agentspan.agents import AgentRuntime, RegexGuardrail
 from agentspan.runtime import ExecutionStatus
-from agentspan.testing import FakeOpenAIServer
 from agentspan.worker._aio import run_async
 
 pytestmark = pytest.mark.filterwarnings(
@@ -30,16 +30,6 @@ CLEAN = "Your card ending in the last four digits is on file."
 
 def card_guard(on_fail: str, **kwargs: Any) -> RegexGuardrail:
     return RegexGuardrail(CARD, name="no_card", on_fail=on_fail, message="Do not write card numbers.", **kwargs)
-
-
-@contextmanager
-def gemini(monkeypatch: pytest.MonkeyPatch, script: list[Any]) -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer(script) as fake:
-        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.gemini_base_url)
-        monkeypatch.setenv("GOOGLE_API_KEY", "test")
-        monkeypatch.setenv("GOOGLE_GENAI_USE_ENTERPRISE", "false")
-        monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
-        yield fake
 
 
 @pytest.fixture
