@@ -374,3 +374,58 @@ def test_an_async_graph_retries_like_a_sync_one(tmp_path: Path) -> None:
     assert result.is_success, result.error
     assert result.output == CLEAN and len(requests) == 2
     assert user_texts(requests[1]) == ["what card?", "Do not write card numbers."]
+
+
+class Crash(BaseException):
+    """Stands for the process dying in a tool: it unwinds the worker without recording anything."""
+
+
+def test_a_graph_crashed_after_two_failed_checks_resumes_without_repeating_them(service: Service) -> None:
+    """A ReAct graph whose guardrail fails twice; the third answer's tool crashes the worker. A fresh
+    worker replays the three model calls and the two checks, runs the tool again, and finishes."""
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+    from langgraph.prebuilt import create_react_agent
+
+    from agentspan.adapters._guardrails import guarded_input
+    from agentspan.adapters.langgraph import graph_function
+    from agentspan.adapters.langgraph._graph import execution_input
+    from agentspan.worker import Worker
+
+    checked: list[bool] = []
+    crashes = [True]
+
+    def no_card(text: str) -> GuardrailResult:
+        checked.append("4111" not in text)
+        return GuardrailResult(passed=checked[-1], message="Do not write card numbers.")
+
+    @tool
+    def lookup(account: str) -> str:
+        """Look up an account."""
+        if crashes.pop() if crashes else False:
+            raise Crash(account)
+        return f"account {account} has a card on file"
+
+    script: list[Any] = [LEAK, LEAK, [("lookup", {"account": "a1"})], CLEAN]
+    with FakeOpenAIServer(script) as fake:
+        model = ChatOpenAI(model="gpt-4o-mini", base_url=fake.base_url, api_key="test", max_retries=0)  # type: ignore[arg-type]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph = create_react_agent(model, [lookup], name="crash-card")
+        fn = graph_function(graph)
+        data = guarded_input(execution_input("what card?"), [Guardrail(no_card)], function_name="crash-card")
+        eid = service.create_execution("crash-card", data).id
+        first = Worker(service, [fn], lease_seconds=30)
+        with pytest.raises(Crash):
+            first.run_once()
+        assert service.expire_leases([first.worker_id])
+        requests_at_crash, checks_at_crash = fake.request_count, list(checked)
+        assert Worker(service, [fn], lease_seconds=30).run_once()
+        requests = fake.request_count
+    final = service.get_execution(eid)
+    assert final.status is ExecutionStatus.COMPLETED, final.error
+    assert final.output["messages"][-1]["data"]["content"] == CLEAN
+    assert checks_at_crash == [False, False] and checked == [False, False, True], "no check ran twice"
+    assert (requests_at_crash, requests) == (3, 4), "the resumed run asked only for the answer after the tool"
+    guards = [s for s in service.get_journal(eid) if s.kind == "guardrail"]
+    assert [s.output["passed"] for s in guards] == [False, False, True]
