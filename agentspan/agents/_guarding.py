@@ -10,6 +10,7 @@ import collections
 import dataclasses
 import functools
 import inspect
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,8 @@ class Verdict:
 
 def check_guardrails(guardrails: Sequence[Any]) -> tuple[Guardrail, ...]:
     """Validate a ``guardrails=`` argument: Guardrail objects only, unique names."""
+    if isinstance(guardrails, (Guardrail, str)) or not isinstance(guardrails, Sequence):
+        raise ConfigurationError(f"guardrails= takes a list of Guardrail objects, not {guardrails!r}")
     found = tuple(guardrails)
     names: set[str] = set()
     for item in found:
@@ -86,23 +89,37 @@ class Guarding:
         self.agent = agent
         self.framework = framework
         self.retries: collections.Counter[str] = collections.Counter()
+        # Parallel tool calls check in their own threads; the count and its limit are one decision.
+        self._lock = threading.Lock()
 
     def of(self, position: Position | str) -> list[Guardrail]:
         """The guardrails that check ``position``."""
         return [g for g in self.guardrails if g.position == position]
 
-    def check(self, position: Position | str, text: str, *, subject: str = "answer", can_retry: bool = True) -> Verdict:
+    def check(
+        self,
+        position: Position | str,
+        text: str,
+        *,
+        subject: str = "answer",
+        can_retry: bool = True,
+        identity: Any = None,
+    ) -> Verdict:
         """Run the ``position`` guardrails on ``text`` in order, each as a recorded step.
 
         Returns the text to go on with, or a retry request. Raises :class:`GuardrailError` when a
         guardrail ends the run; a ``human`` guardrail suspends the execution until a person decides.
         ``subject`` names what is checked in messages; ``can_retry=False`` makes ``retry`` act as
-        ``raise`` (nothing can be asked again: a run's prompt).
+        ``raise`` (nothing can be asked again: a run's prompt). ``identity`` (JSON) names the checked
+        call uniquely (a tool call's turn and id): the checks are then keyed by it and may run side by
+        side with other calls' checks, in any order, and still replay by key.
         """
         for guardrail in self.of(position):
+            step_input = {"position": str(position), "subject": subject, "text": text}
             result: GuardrailResult = run_step(
-                "guardrail", guardrail.name, {"position": str(position), "subject": subject, "text": text},
-                functools.partial(_run_check, guardrail, text), codec=_RESULT,
+                "guardrail", guardrail.name, step_input, functools.partial(_run_check, guardrail, text),
+                codec=_RESULT, identity=None if identity is None else {"call": identity, **step_input},
+                ordered=identity is None,
             )  # fmt: skip
             if result.passed:
                 continue
@@ -115,9 +132,8 @@ class Guarding:
                     )
                 text = result.fixed_output
             elif guardrail.on_fail == "human":
-                text = self._ask_a_person(guardrail, text, message, subject)
-            elif guardrail.on_fail == "retry" and can_retry and self.retries[guardrail.name] < guardrail.max_retries:
-                self.retries[guardrail.name] += 1
+                text = self._ask_a_person(guardrail, text, message, subject, identity)
+            elif guardrail.on_fail == "retry" and can_retry and self._take_retry(guardrail):
                 return Verdict(text, retry=message, guardrail=guardrail.name)
             else:
                 spent = f" after {guardrail.max_retries} retries" if guardrail.on_fail == "retry" and can_retry else ""
@@ -126,15 +142,31 @@ class Guarding:
                 )
         return Verdict(text)
 
+    def _take_retry(self, guardrail: Guardrail) -> bool:
+        """Use one of ``guardrail``'s retries; ``False`` when they are spent."""
+        with self._lock:
+            if self.retries[guardrail.name] >= guardrail.max_retries:
+                return False
+            self.retries[guardrail.name] += 1
+            return True
+
     async def check_async(
-        self, position: Position | str, text: str, *, subject: str = "answer", can_retry: bool = True
+        self,
+        position: Position | str,
+        text: str,
+        *,
+        subject: str = "answer",
+        can_retry: bool = True,
+        identity: Any = None,
     ) -> Verdict:
         """:meth:`check` from an event loop (the checks run in a thread, the durable context with them)."""
         if not self.of(position):
             return Verdict(text)
-        return await asyncio.to_thread(self.check, position, text, subject=subject, can_retry=can_retry)
+        return await asyncio.to_thread(
+            functools.partial(self.check, subject=subject, can_retry=can_retry, identity=identity), position, text
+        )
 
-    def _ask_a_person(self, guardrail: Guardrail, text: str, message: str, subject: str) -> str:
+    def _ask_a_person(self, guardrail: Guardrail, text: str, message: str, subject: str, identity: Any = None) -> str:
         """Wait (durably) for a person: approve keeps the text, an edit replaces it, a rejection ends the run."""
         found = current_context()
         if found is None:
@@ -143,7 +175,8 @@ class Guarding:
                 " a durable execution (run the agent with an AgentRuntime)",
                 guardrail=guardrail.name,
             )
-        ident = fingerprint({"agent": self.agent, "guardrail": guardrail.name, "subject": subject, "text": text})
+        named = {"agent": self.agent, "guardrail": guardrail.name, "subject": subject, "text": text}
+        ident = fingerprint(named if identity is None else {**named, "call": identity})
         signal = approval_signal(f"guardrail-{ident[:20]}")
         details = {
             "guardrail": guardrail.name, "subject": subject, "output": text, "message": message,

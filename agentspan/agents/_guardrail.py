@@ -290,11 +290,17 @@ class LLMGuardrail(Guardrail):
             ],
             settings=ModelSettings(temperature=0, max_tokens=self.max_tokens),
         )
-        response = run_step(
-            "llm", self.model_name, request.model_dump(mode="json", exclude_defaults=True),
-            lambda: model.complete(request), codec=Codec(ModelResponse),
-            usage_of=lambda r: r.usage.model_dump(),
-        )  # fmt: skip
+        try:
+            response = run_step(
+                "llm", self.model_name, request.model_dump(mode="json", exclude_defaults=True),
+                lambda: model.complete(request), codec=Codec(ModelResponse),
+                usage_of=lambda r: r.usage.model_dump(),
+            )  # fmt: skip
+        finally:
+            if model is not self.model:  # made here from the spec: its connection pool is ours to close
+                close = getattr(model, "close", None)
+                if callable(close):
+                    close()
         return _parse_judgement(self.name, response.message.content or "")
 
 
