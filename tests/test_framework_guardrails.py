@@ -31,6 +31,7 @@ from agentspan.testing import FakeOpenAIServer
 CARD = r"\b\d{4}(?:[ -]?\d{4}){3}\b"
 LEAK = "Your card 4111 1111 1111 1111 is on file."
 CLEAN = "Your card ending in the last four digits is on file."
+ASKED_AGAIN = "Your answer was not accepted: Do not write card numbers. Answer again."
 
 
 def card_guard(on_fail: str, name: str = "no_card", **kwargs: Any) -> RegexGuardrail:
@@ -79,7 +80,7 @@ def test_langgraph_retry_asks_the_model_again_with_the_message_and_returns_the_c
     assert result.is_success, result.error
     assert result.output == CLEAN
     assert len(requests) == 2, "one model call, then one more after the failed check"
-    assert user_texts(requests[1]) == ["what card do I have?", "Do not write card numbers."]
+    assert user_texts(requests[1]) == ["what card do I have?", ASKED_AGAIN]
     assert [m["role"] for m in requests[1]["messages"]] == ["user", "assistant", "user"]
     assert [(s.name, s.output["passed"]) for s in checks] == [("no_card", False), ("no_card", True)]
     assert execution.input["guardrails"] == ["no_card"]
@@ -177,7 +178,7 @@ def test_openai_agent_retry_runs_the_agent_again_on_its_items_plus_the_message(t
     assert result.output == CLEAN
     assert len(requests) == 2 and len(llm) == 2
     assert [m["role"] for m in requests[1]["messages"]] == ["system", "user", "assistant", "user"]
-    assert user_texts(requests[1]) == ["what card?", "Do not write card numbers."]
+    assert user_texts(requests[1]) == ["what card?", ASKED_AGAIN]
     assert [s.output["passed"] for s in checks] == [False, True]
     assert result.token_usage.total_tokens == sum(s.usage["total_tokens"] for s in llm if s.usage)
 
@@ -340,19 +341,18 @@ def test_human_guardrail_waits_and_a_persons_edit_becomes_the_output(tmp_path: P
         target = chat_graph(fake) if framework == "langgraph" else sdk_agent(fake)
         with AgentRuntime(db=tmp_path / "a.db", serve_http=False) as runtime:
             handle = runtime.start(target, "what card?", guardrails=[card_guard("human")])
-            wait_until(lambda: runtime.client.get_execution(handle.execution_id).wait is not None, "the wait")
-            waiting = runtime.client.get_execution(handle.execution_id)
-            assert waiting.status is ExecutionStatus.WAITING and waiting.wait is not None
-            runtime.client.send_signal(
-                handle.execution_id, waiting.wait.signal, {"approved": True, "arguments": {"output": "Card on file."}}
-            )
+            wait_until(lambda: handle.pending_approvals(), "the guardrail's wait")
+            pending = handle.pending_approvals()
+            assert runtime.client.get_execution(handle.execution_id).status is ExecutionStatus.WAITING
+            handle.approve(arguments={"output": "Card on file."})
             result = handle.wait(timeout=30)
             approvals = [s for s in runtime.client.get_journal(handle.execution_id) if s.kind == "approval"]
         requests = fake.request_count
+    assert [(p.tool, p.arguments) for p in pending] == [("guardrail:no_card", {"output": LEAK})]
     assert result.is_success, result.error
     assert result.output == "Card on file."
     assert requests == 1, "the model was not asked again after the person's decision"
-    assert approvals and approvals[0].input["framework"] == framework and approvals[0].input["guardrail"] == "no_card"
+    assert approvals[0].input["framework"] == framework
 
 
 def test_an_async_graph_retries_like_a_sync_one(tmp_path: Path) -> None:
@@ -373,7 +373,7 @@ def test_an_async_graph_retries_like_a_sync_one(tmp_path: Path) -> None:
         requests = fake.requests
     assert result.is_success, result.error
     assert result.output == CLEAN and len(requests) == 2
-    assert user_texts(requests[1]) == ["what card?", "Do not write card numbers."]
+    assert user_texts(requests[1]) == ["what card?", ASKED_AGAIN]
 
 
 class Crash(BaseException):

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.filterwarnings(
 CARD = r"\b\d{4}(?:[ -]?\d{4}){3}\b"
 LEAK = "Your card 4111 1111 1111 1111 is on file."
 CLEAN = "Your card ending in the last four digits is on file."
+ASKED_AGAIN = "Your answer was not accepted: Do not write card numbers. Answer again."
 
 
 def card_guard(on_fail: str, **kwargs: Any) -> RegexGuardrail:
@@ -61,7 +62,7 @@ def test_adk_retry_sends_the_message_in_the_same_session_and_returns_the_clean_a
     assert result.output == CLEAN
     assert len(requests) == 2
     assert [c["role"] for c in requests[1]["contents"]] == ["user", "model", "user"]
-    assert user_texts(requests[1]) == ["what card?", "Do not write card numbers."]
+    assert user_texts(requests[1]) == ["what card?", ASKED_AGAIN]
     assert [s.output["passed"] for s in journal if s.kind == "guardrail"] == [False, True]
     assert [e["author"] for e in execution.output["events"]] == ["user", "card_helper", "user", "card_helper"]
 

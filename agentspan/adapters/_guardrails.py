@@ -14,7 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from ..agents._guarding import Guarding, check_guardrails
+from ..agents._guarding import Guarding, check_guardrails, retry_request
 from ..agents._guardrail import Guardrail
 from ..errors import ConfigurationError
 
@@ -70,13 +70,14 @@ def guarding_of(function_name: str, names: Any, framework: str) -> Guarding | No
 def check_answer(
     guarding: Guarding, result: R, text_of: Callable[[R], str], again: Callable[[R, str], R]
 ) -> tuple[R, str]:
-    """Check the final answer of ``result``; while a ``retry`` guardrail fails, ``again(result, message)``
-    asks the framework again. Returns the last result and its checked (maybe fixed) text."""
+    """Check the final answer of ``result``; while a ``retry`` guardrail fails, ``again(result, request)``
+    asks the framework again, ``request`` saying why (:func:`retry_request`, as native runs say it).
+    Returns the last result and its checked (maybe fixed) text."""
     while True:
         verdict = guarding.check("output", text_of(result))
         if verdict.retry is None:
             return result, verdict.text
-        result = again(result, verdict.retry)
+        result = again(result, retry_request(verdict.retry))
 
 
 async def check_answer_async(
@@ -87,4 +88,4 @@ async def check_answer_async(
         verdict = await guarding.check_async("output", text_of(result))
         if verdict.retry is None:
             return result, verdict.text
-        result = await again(result, verdict.retry)
+        result = await again(result, retry_request(verdict.retry))
