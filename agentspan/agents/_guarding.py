@@ -21,7 +21,7 @@ from ..errors import ConfigurationError, GuardrailError
 from ..runtime._approval import approval_signal
 from ._guardrail import Guardrail, GuardrailResult, Position, _verdict
 
-__all__ = ["Guarding", "Verdict", "check_guardrails"]
+__all__ = ["Guarding", "Verdict", "check_guardrails", "retry_request"]
 
 _RESULT = Codec(GuardrailResult)
 # What a person may put in place of a text a guardrail sent to them (an approval with edited arguments).
@@ -43,6 +43,11 @@ class Verdict:
     """When set, the model is to be asked again, told this (a ``retry`` guardrail failed)."""
     guardrail: str | None = None
     """The guardrail that asks for the retry."""
+
+
+def retry_request(message: str) -> str:
+    """What the model is told when a ``retry`` guardrail refused its answer (native and framework runs)."""
+    return f"Your answer was not accepted: {message.strip().rstrip('.')}. Answer again."
 
 
 def check_guardrails(guardrails: Sequence[Any]) -> tuple[Guardrail, ...]:

@@ -21,7 +21,7 @@ from ..durable._context import Suspended, current_context
 from ..errors import AgentspanError, ConfigurationError, GuardrailError
 from ..runtime._approval import DEFAULT_REJECTION, Decision, approval_signal, decision_of, timed_out
 from ._agent import Agent
-from ._guarding import Guarding
+from ._guarding import Guarding, retry_request
 from ._tool import ToolContext, ToolDefinition, ToolError
 from ._types import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
 from .models import Model, get_model
@@ -313,8 +313,7 @@ async def _loop(run: _Run, prompt: str) -> dict[str, Any]:
             if verdict.retry is not None:
                 # Asked again in this execution: the refused answer stays in the conversation, so the
                 # model sees what it wrote and why it was not accepted.
-                retry = f"Your answer was not accepted: {verdict.retry.strip().rstrip('.')}. Answer again."
-                messages.append(Message(role="user", content=retry))
+                messages.append(Message(role="user", content=retry_request(verdict.retry)))
                 continue
             if verdict.text != answer:  # fixed, redacted or edited by a person
                 messages[-1] = response.message.model_copy(update={"content": verdict.text})
