@@ -17,6 +17,7 @@ with AgentRuntime() as runtime:
 """
 
 from ._agent import Agent
+from ._guardrail import Guardrail, GuardrailResult, LLMGuardrail, OnFail, Position, RegexGuardrail, guardrail
 from ._result import AgentHandle, AgentResult, PendingApproval
 from ._runtime import AgentRuntime
 from ._tool import ToolContext, ToolDefinition, ToolError, tool
@@ -27,16 +28,23 @@ __all__ = [
     "AgentHandle",
     "AgentResult",
     "AgentRuntime",
+    "Guardrail",
+    "GuardrailResult",
+    "LLMGuardrail",
     "Message",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
+    "OnFail",
     "PendingApproval",
+    "Position",
+    "RegexGuardrail",
     "ToolCall",
     "ToolContext",
     "ToolDefinition",
     "ToolError",
     "ToolSpec",
     "Usage",
+    "guardrail",
     "tool",
 ]

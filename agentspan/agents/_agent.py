@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import ConfigurationError
+from ._guarding import check_guardrails
+from ._guardrail import Guardrail
 from ._tool import ToolDefinition
 from ._types import ModelSettings
 from .models import Model
@@ -37,6 +39,8 @@ class Agent:
         max_turns: Model calls allowed in one run before it stops with ``finish_reason="max_turns"``.
         settings: Temperature, max tokens and the like, sent with every model call.
         output_type: A pydantic model: the final answer is requested as, and parsed into, it.
+        guardrails: Checks on the prompt (``position="input"``) and on each final answer
+            (``"output"``), each a recorded step; see :class:`~agentspan.agents.Guardrail`.
     """
 
     name: str
@@ -47,6 +51,7 @@ class Agent:
     max_turns: int = 25
     settings: ModelSettings = dataclasses.field(default_factory=ModelSettings)
     output_type: type[BaseModel] | None = None
+    guardrails: Sequence[Guardrail] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -68,6 +73,10 @@ class Agent:
             isinstance(self.output_type, type) and issubclass(self.output_type, BaseModel)
         ):
             raise ConfigurationError(f"agent {self.name}: output_type must be a pydantic model class")
+        try:
+            object.__setattr__(self, "guardrails", check_guardrails(self.guardrails))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"agent {self.name}: {exc}") from None
         object.__setattr__(self, "tools", tuple(self.tools))
         object.__setattr__(self, "agents", tuple(self.agents))
         names: set[str] = set()
@@ -105,4 +114,5 @@ class Agent:
             "max_turns": self.max_turns,
             "settings": self.settings.model_dump(exclude_none=True),
             "output_schema": None if self.output_type is None else self.output_type.model_json_schema(),
+            "guardrails": [{"name": g.name, "position": g.position, "on_fail": g.on_fail} for g in self.guardrails],
         }

@@ -15,6 +15,7 @@ from ..errors import ConfigurationError, NotFoundError
 from ..runtime import Definition, Execution, StepStatus
 from ..runtime.store._sqlite import Synchronous
 from ._agent import Agent
+from ._guardrail import Guardrail
 from ._loop import agent_function
 from ._result import AgentHandle, AgentResult
 
@@ -105,9 +106,13 @@ class AgentRuntime:
         timeout: float | None = None,
         name: str | None = None,
         config: dict[str, Any] | None = None,
+        guardrails: Sequence[Guardrail] | None = None,
     ) -> AgentResult:
         """Run ``agent`` on ``prompt`` (a crew or flow on ``inputs``) and return its result (see :meth:`start`)."""
-        handle = self.start(agent, prompt, inputs=inputs, idempotency_key=idempotency_key, name=name, config=config)
+        handle = self.start(
+            agent, prompt, inputs=inputs, idempotency_key=idempotency_key, name=name, config=config,
+            guardrails=guardrails,
+        )  # fmt: skip
         return handle.wait(timeout)
 
     def start(
@@ -119,6 +124,7 @@ class AgentRuntime:
         idempotency_key: str | None = None,
         name: str | None = None,
         config: dict[str, Any] | None = None,
+        guardrails: Sequence[Guardrail] | None = None,
     ) -> AgentHandle:
         """Start a run and return its handle.
 
@@ -151,15 +157,27 @@ class AgentRuntime:
         ``google-adk`` extra): ADK's own ``Runner`` runs it on ``prompt`` (text) under ``name`` (default:
         its name), every model call and tool call being a durable step. The result's ``output`` is the
         text of the final response; the execution's output also holds the session's ``events`` and ``state``.
+
+        ``guardrails`` (framework runs): output guardrails check the run's final answer (the result's
+        ``output``) after the framework's runner finishes, input guardrails its prompt before it starts,
+        each check a recorded step inside the execution. ``on_fail="retry"`` asks the framework again with
+        the guardrail's message (not for CrewAI, and not for a LangGraph graph without ``messages``); the
+        result's ``output`` is the checked, maybe fixed, text. The guardrails' names are part of the
+        execution input: a run with other guardrails is another execution.
         """
+        if guardrails and not is_framework_agent(agent):
+            raise ConfigurationError(
+                "guardrails= on run() and start() is for LangGraph graphs, OpenAI Agents SDK agents, CrewAI crews"
+                " and flows and Google ADK agents; give a native Agent its guardrails with Agent(guardrails=[...])"
+            )
         if is_graph(agent):
-            return self._start_graph(agent, prompt, idempotency_key, name, config)
+            return self._start_graph(agent, prompt, idempotency_key, name, config, guardrails)
         if is_openai_agent(agent):
-            return self._start_openai_agent(agent, prompt, idempotency_key, name)
+            return self._start_openai_agent(agent, prompt, idempotency_key, name, guardrails)
         if is_google_adk(agent):
-            return self._start_google_adk(agent, prompt, idempotency_key, name)
+            return self._start_google_adk(agent, prompt, idempotency_key, name, guardrails)
         if is_crewai(agent):
-            return self._start_crewai(agent, _crew_inputs(prompt, inputs), idempotency_key, name)
+            return self._start_crewai(agent, _crew_inputs(prompt, inputs), idempotency_key, name, guardrails)
         if inputs is not None and not isinstance(agent, str):
             raise ConfigurationError("inputs= is for CrewAI crews and flows; an agent takes a prompt")
         if not isinstance(agent, Agent | str):
@@ -192,40 +210,79 @@ class AgentRuntime:
         return AgentHandle(ExecutionHandle(self.client, execution.id), output_type)
 
     def _start_graph(
-        self, graph: Any, value: Any, idempotency_key: str | None, name: str | None, config: dict[str, Any] | None
+        self,
+        graph: Any,
+        value: Any,
+        idempotency_key: str | None,
+        name: str | None,
+        config: dict[str, Any] | None,
+        guardrails: Sequence[Guardrail] | None,
     ) -> AgentHandle:
-        from ..adapters.langgraph._graph import execution_input, graph_function
+        from ..adapters.langgraph._graph import execution_input, graph_function, retry_refusal
         from ..adapters.langgraph._result import GraphHandle
 
         fn = graph_function(graph, name)
-        return GraphHandle(self._start_function(fn, execution_input(value, config), idempotency_key))
+        data = execution_input(value, config)
+        return GraphHandle(self._start_function(fn, data, idempotency_key, guardrails, retry_refusal(graph)))
 
-    def _start_openai_agent(self, agent: Any, value: Any, idempotency_key: str | None, name: str | None) -> AgentHandle:
+    def _start_openai_agent(
+        self,
+        agent: Any,
+        value: Any,
+        idempotency_key: str | None,
+        name: str | None,
+        guardrails: Sequence[Guardrail] | None,
+    ) -> AgentHandle:
         from ..adapters.openai_agents._agent import agent_function, execution_input
 
         fn = agent_function(agent, name)
-        return AgentHandle(self._start_function(fn, execution_input(value), idempotency_key))
+        return AgentHandle(self._start_function(fn, execution_input(value), idempotency_key, guardrails))
 
-    def _start_google_adk(self, target: Any, value: Any, idempotency_key: str | None, name: str | None) -> AgentHandle:
+    def _start_google_adk(
+        self,
+        target: Any,
+        value: Any,
+        idempotency_key: str | None,
+        name: str | None,
+        guardrails: Sequence[Guardrail] | None,
+    ) -> AgentHandle:
         from ..adapters.google_adk._entry import execution_input_of, function_of
 
         fn = function_of(target, name)
-        return AgentHandle(self._start_function(fn, execution_input_of(target, value), idempotency_key))
+        return AgentHandle(self._start_function(fn, execution_input_of(target, value), idempotency_key, guardrails))
 
-    def _start_crewai(self, target: Any, inputs: Any, idempotency_key: str | None, name: str | None) -> AgentHandle:
-        from ..adapters.crewai._entry import execution_input_of, function_of
+    def _start_crewai(
+        self,
+        target: Any,
+        inputs: Any,
+        idempotency_key: str | None,
+        name: str | None,
+        guardrails: Sequence[Guardrail] | None,
+    ) -> AgentHandle:
+        from ..adapters.crewai._entry import RETRY_REFUSAL, execution_input_of, function_of
         from ..adapters.crewai._result import CrewHandle
 
         fn = function_of(target, name)
-        handle: AgentHandle = CrewHandle(self._start_function(fn, execution_input_of(target, inputs), idempotency_key))
+        data = execution_input_of(target, inputs)
+        handle: AgentHandle = CrewHandle(self._start_function(fn, data, idempotency_key, guardrails, RETRY_REFUSAL))
         return handle
 
     def _start_function(
-        self, fn: Callable[..., Any], data: dict[str, Any], idempotency_key: str | None
+        self,
+        fn: Callable[..., Any],
+        data: dict[str, Any],
+        idempotency_key: str | None,
+        guardrails: Sequence[Guardrail] | None = None,
+        retry_refusal: str | None = None,
     ) -> ExecutionHandle:
         """Resume the unfinished execution of ``fn`` on ``data`` (unless a key is given), else start one;
-        served by a worker thread of this process."""
+        served by a worker thread of this process. ``guardrails`` are registered for ``fn`` and named in
+        the input (``retry_refusal``: why ``on_fail="retry"`` is refused for this target)."""
         function_name = FunctionDefinition.of(fn).name
+        if guardrails:
+            from ..adapters._guardrails import guarded_input
+
+            data = guarded_input(data, guardrails, function_name=function_name, retry=retry_refusal)
         execution = None if idempotency_key else self._unfinished(function_name, data)
         if execution is None:
             execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
