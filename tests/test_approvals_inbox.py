@@ -26,11 +26,14 @@ from test_langgraph_waits import approval_graph
 import agentspan.adapters.langgraph as lg
 import agentspan.adapters.openai_agents as oa
 from agentspan import durable
+from agentspan.agents import Agent as NativeAgent
+from agentspan.agents import tool
+from agentspan.agents._loop import agent_function
 from agentspan.client import HttpClient
 from agentspan.durable._context import current_context
 from agentspan.errors import ConflictError, InvalidInputError, NotFoundError
 from agentspan.runtime import ExecutionStatus, InboxItem, InboxStatus, InboxType, Service
-from agentspan.testing import ServerHandle
+from agentspan.testing import ScriptedModel, ServerHandle
 from agentspan.worker import Worker
 
 refunds: collections.Counter[int] = collections.Counter()
@@ -48,6 +51,13 @@ def refund(amount: int) -> str:
     return f"refunded {amount}"
 
 
+@tool(approval_required=True)
+def pay_out(amount: int) -> str:
+    """Pay an amount out to the customer."""
+    refunds[-amount] += 1  # negative keys: the native agent's calls
+    return f"paid {amount}"
+
+
 def support_agent(model: TurnModel) -> Agent[Any]:
     return Agent(name="support", instructions="Help.", model=model, tools=[refund])
 
@@ -57,7 +67,10 @@ def payout(amount: int) -> Any:
     """A durable function that waits for an approval the way native tools do."""
     found = current_context()
     assert found is not None
-    details = {"tool": "payout", "arguments": {"amount": amount}, "call_id": "payout-1", "framework": "native"}
+    details = {
+        "tool": "payout", "arguments": {"amount": amount}, "call_id": "payout-1", "framework": "native",
+        "schema": {"type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"]},
+    }  # fmt: skip
     return found[0].wait_for_signal("approval:payout-1", kind="approval", details=details)
 
 
@@ -73,13 +86,16 @@ class Runs:
         self.oa = service.create_execution("support", oa.execution_input("I was double charged")).id
         self.graph_id = start(service, self.graph)
         self.native = service.create_execution("payout", {"amount": 7}).id
+        self.cashier_model = ScriptedModel([[("pay_out", {"amount": 9})], "Paid."])
+        self.cashier = NativeAgent(name="cashier", model=self.cashier_model, instructions="Pay.", tools=[pay_out])
+        self.agent_run = service.create_execution("cashier", {"prompt": "pay 9"}).id
         self.work()
-        for eid in (self.oa, self.graph_id, self.native):
+        for eid in (self.oa, self.graph_id, self.native, self.agent_run):
             assert service.get_execution(eid).status is ExecutionStatus.WAITING
 
     def work(self) -> None:
         """Let a worker run whatever is queued (each run until it waits or finishes)."""
-        functions = [oa.agent_function(self.agent), lg.graph_function(self.graph), payout]
+        functions = [oa.agent_function(self.agent), lg.graph_function(self.graph), payout, agent_function(self.cashier)]
         while Worker(self.service, functions).run_once():
             pass
 
@@ -100,6 +116,7 @@ def test_one_inbox_lists_the_waits_of_openai_agents_langgraph_and_native_runs_to
         (runs.oa, "support", "openai_agents", InboxType.TOOL_APPROVAL),
         (runs.graph_id, "approval", "langgraph", InboxType.INTERRUPT),
         (runs.native, "payout", "native", InboxType.TOOL_APPROVAL),
+        (runs.agent_run, "cashier", "native", InboxType.TOOL_APPROVAL),
     }
     by_execution = {i.execution_id: i for i in items}
     sdk = by_execution[runs.oa]
@@ -109,7 +126,10 @@ def test_one_inbox_lists_the_waits_of_openai_agents_langgraph_and_native_runs_to
     assert (interrupt.question, interrupt.signal, interrupt.tool) == ("approve?", "interrupt:1", None)
     native = by_execution[runs.native]
     assert (native.tool, native.arguments, native.call_id) == ("payout", {"amount": 7}, "payout-1")
-    assert len({i.id for i in items}) == 3 and all(len(i.id) == 12 and i.id.isalnum() for i in items)
+    agent = by_execution[runs.agent_run]
+    assert (agent.tool, agent.arguments, agent.call_id) == ("pay_out", {"amount": 9}, "call_1")
+    assert agent.details["schema"]["required"] == ["amount"]
+    assert len({i.id for i in items}) == 4 and all(len(i.id) == 12 and i.id.isalnum() for i in items)
     assert [runs.service.get_approval(i.id) for i in items] == items, "an id finds its item again"
 
 
@@ -119,7 +139,8 @@ def test_the_inbox_filters_by_framework_agent_and_execution(runs: Runs) -> None:
 
     assert executions(framework="langgraph") == [runs.graph_id]
     assert executions(framework="openai_agents") == [runs.oa]
-    assert executions(framework="native") == [runs.native]
+    assert sorted(executions(framework="native")) == sorted([runs.native, runs.agent_run])
+    assert executions(agent="cashier") == [runs.agent_run]
     assert executions(framework="crewai") == []
     assert executions(agent="support") == [runs.oa]
     assert executions(execution_id=runs.native) == [runs.native]
@@ -160,16 +181,22 @@ def test_deciding_through_the_inbox_completes_each_run(runs: Runs) -> None:
     service.decide_approval(runs.item(runs.graph_id).id, {"action": "respond", "value": {"ok": True}})
     edited = service.decide_approval(runs.item(runs.native).id, {"action": "approve", "arguments": {"amount": 3}})
     assert edited.decision == {"approved": True, "arguments": {"amount": 3}}
+    with pytest.raises(InvalidInputError, match="amount"):
+        service.decide_approval(runs.item(runs.agent_run).id, {"action": "approve", "arguments": {"amount": "x"}})
+    service.decide_approval(runs.item(runs.agent_run).id, {"action": "approve", "arguments": {"amount": 4}})
     assert service.list_approvals().items == []
     runs.work()
     sdk = service.get_execution(runs.oa)
     assert sdk.status is ExecutionStatus.COMPLETED and sdk.output["output"] == "refund done"
-    assert refunds == {5: 1}, "the approved call ran once"
+    assert refunds[5] == 1, "the approved call ran once"
     graph = service.get_execution(runs.graph_id)
     assert graph.status is ExecutionStatus.COMPLETED and graph.output["approval"] == {"ok": True}
     native = service.get_execution(runs.native)
     assert native.status is ExecutionStatus.COMPLETED
     assert native.output == {"approved": True, "arguments": {"amount": 3}}
+    cashier = service.get_execution(runs.agent_run)
+    assert cashier.status is ExecutionStatus.COMPLETED and cashier.output["output"] == "Paid."
+    assert refunds == {5: 1, -4: 1}, "the native tool ran once, with the edited arguments"
 
 
 def test_a_rejection_reaches_the_model_and_an_interrupt_as_a_decision(runs: Runs) -> None:
@@ -188,14 +215,14 @@ def test_deciding_twice_differently_is_a_conflict_naming_the_recorded_decision(r
     service = runs.service
     item_id = runs.item(runs.oa).id
     service.decide_approval(item_id, {"action": "reject", "reason": "over the limit"})
-    with pytest.raises(ConflictError, match=r"already decided: rejected \(over the limit\)"):
+    with pytest.raises(ConflictError, match=r"already rejected \(\"over the limit\"\)"):
         service.decide_approval(item_id, {"action": "approve"})
     again = service.decide_approval(item_id, {"action": "reject", "reason": "over the limit"})
     assert again.status is InboxStatus.DECIDED, "the same decision again is a harmless repeat"
     runs.work()
     decided = service.get_approval(item_id)
     assert decided.status is InboxStatus.DECIDED and decided.decision == {"approved": False, "reason": "over the limit"}
-    with pytest.raises(ConflictError, match="already decided: rejected"):
+    with pytest.raises(ConflictError, match="already rejected"):
         service.decide_approval(item_id, {"action": "approve"})
 
 
@@ -246,8 +273,8 @@ def test_the_inbox_over_http_lists_decides_and_answers_409_and_404(
     assert rejected.status_code == 200 and rejected.json()["status"] == "decided"
     conflict = httpx.post(f"{http_server.url}/approvals/{sdk['id']}/approve")
     assert conflict.status_code == 409
-    assert "already decided: rejected (over the limit)" in conflict.json()["error"]["message"]
-    with pytest.raises(ConflictError, match="already decided"):
+    assert 'already rejected ("over the limit")' in conflict.json()["error"]["message"]
+    with pytest.raises(ConflictError, match="already rejected"):
         http_client.decide_approval(sdk["id"], {"action": "approve"})
 
     interrupt = http_client.list_approvals(execution_id=runs.graph_id).items[0]
@@ -303,19 +330,21 @@ def test_the_cli_lists_and_decides_each_kind_of_wait(runs: Runs, http_server: Se
     assert '{"amount": 5}' in lines[sdk.id]
     assert "approve?" in lines[interrupt.id] and "langgraph" in lines[interrupt.id]
     as_json = agentspan("approvals", "list", "--framework", "native", "--json")
-    assert [i["execution_id"] for i in json.loads(as_json.stdout)["items"]] == [runs.native]
+    assert {i["execution_id"] for i in json.loads(as_json.stdout)["items"]} == {runs.native, runs.agent_run}
 
     approved = agentspan("approvals", "approve", sdk.id)
     assert approved.returncode == 0 and approved.stdout.strip() == f"{sdk.id} approved", approved.stderr
     twice = agentspan("approvals", "reject", sdk.id, "--reason", "too late")
     assert twice.returncode == 1
-    assert twice.stderr.strip() == f"agentspan: {sdk.id} was already decided: approved; a decision is recorded once"
+    assert twice.stderr.strip() == f"agentspan: call {sdk.call_id} was already approved; a decision is recorded once"
     assert agentspan("approvals", "respond", interrupt.id, "yes").returncode == 0
     bad = agentspan("approvals", "edit", native.id, "--arguments", "{oops")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert bad.stderr.startswith("agentspan: --arguments is not JSON")
     edited = agentspan("approvals", "edit", native.id, "--arguments", '{"amount": 1}')
     assert edited.returncode == 0, edited.stderr
+    rejected = agentspan("approvals", "reject", items[runs.agent_run].id, "--reason", "not today")
+    assert rejected.returncode == 0, rejected.stderr
     missing = agentspan("approvals", "approve", "abcdef123456")
     assert missing.returncode == 1
     assert missing.stderr.strip().startswith("agentspan: no approval with id 'abcdef123456'")
@@ -326,6 +355,8 @@ def test_the_cli_lists_and_decides_each_kind_of_wait(runs: Runs, http_server: Se
     assert refunds == {5: 1}
     assert runs.service.get_execution(runs.graph_id).output["approval"] == "yes"
     assert runs.service.get_execution(runs.native).output == {"approved": True, "arguments": {"amount": 1}}
+    assert runs.service.get_execution(runs.agent_run).status is ExecutionStatus.COMPLETED
+    assert -9 not in refunds, "the rejected native call did not run"
 
 
 # --- waits recorded before they named their framework ---------------------------------------------------

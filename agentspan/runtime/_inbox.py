@@ -116,7 +116,8 @@ class InboxItem(_Frozen):
     call_id: str | None = None
     """The tool call's id, for a tool approval."""
     question: Any = None
-    """What an interrupt asks (the value passed to ``interrupt()``), or the task human input is for."""
+    """What an interrupt asks (the value passed to ``interrupt()``), the task human input is for, or
+    why a guardrail asks a person about a text."""
     details: dict[str, Any]
     """Everything the wait recorded for whoever answers (a draft, a hint, the tool's schema...)."""
     status: InboxStatus
@@ -197,6 +198,8 @@ def item_of(row: WaitRow) -> InboxItem:
         question = asked[0] if isinstance(asked, list) and len(asked) == 1 else asked
     elif kind is InboxType.HUMAN_INPUT:
         question = details.get("task") or details.get("message") or details.get("question")
+    elif "guardrail" in details:  # a guardrail asking a person about a text (edit: {"output": ...})
+        question = f"guardrail {details['guardrail']}: {details.get('message', '')}"
     tool = details.get("tool") if kind is InboxType.TOOL_APPROVAL else None
     call_id = details.get("call_id") if kind is InboxType.TOOL_APPROVAL else None
     return InboxItem(
@@ -218,9 +221,6 @@ def item_of(row: WaitRow) -> InboxItem:
     )
 
 
-# Frameworks whose tool approvals can run a call with edited arguments (the others apply only
-# approve and reject, through the framework's own API).
-_EDITABLE = ("native",)
 _FRAMEWORK_NAMES = {"openai_agents": "the OpenAI Agents SDK", "google_adk": "Google ADK", "crewai": "CrewAI"}
 
 
@@ -256,8 +256,10 @@ def payload_for(item: InboxItem, decision: InboxDecision) -> Any:
         return {"approved": False} if decision.reason is None else {"approved": False, "reason": decision.reason}
     if decision.arguments is None:
         return {"approved": True}
-    if item.type is InboxType.TOOL_APPROVAL and item.framework not in _EDITABLE:
-        which = _FRAMEWORK_NAMES.get(item.framework, item.framework)
+    # Only a wait that recorded a schema (a native tool, a guardrail's text) can take edited arguments;
+    # a framework's own approval applies approve and reject only, through the framework's API.
+    if item.type is InboxType.TOOL_APPROVAL and not isinstance(item.details.get("schema"), dict):
+        which = _FRAMEWORK_NAMES.get(item.framework, "a wait that recorded no tool schema")
         raise InvalidInputError(
             f"{which} cannot run tool call {item.id} with edited arguments; approve it as it is or reject it"
             " with a reason"

@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError
+from ._approval import APPROVAL_PREFIX
 from ._inbox import (
     FRAMEWORKS,
     InboxDecision,
@@ -108,7 +109,8 @@ class InboxMethods:
             decision = validate(InboxDecision, decision)
         item = self.get_approval(approval_id)
         payload = payload_for(item, decision)
-        if item.status is InboxStatus.DECIDED:
+        # send_signal owns approval decisions: a repeat is a no-op, a different one a 409 naming the first.
+        if item.status is InboxStatus.DECIDED and not item.signal.startswith(APPROVAL_PREFIX):
             if _same(item.decision, payload):
                 return item
             raise ConflictError(
