@@ -19,7 +19,7 @@ import pytest
 from agents import Agent, function_tool
 from langgraph.checkpoint.memory import InMemorySaver
 from oa_flows import TurnModel
-from processes import TESTS
+from processes import TESTS, wait_until
 from test_langgraph import _reset, start  # noqa: F401 - the LangGraph fakes' reset fixture
 from test_langgraph_waits import approval_graph
 
@@ -424,3 +424,22 @@ def test_two_people_deciding_at_once_get_one_winner_and_a_conflict(service: Serv
         assert recorded == next(decisions[action] for action, outcome in outcomes.items() if outcome == "won")
         assert Worker(service, [payout]).run_once()
         assert service.get_execution(eid).output == recorded
+
+
+def test_a_guardrail_asking_a_person_is_in_the_inbox_and_an_edit_replaces_the_answer(db_path: Any) -> None:
+    from agentspan.agents import AgentRuntime, RegexGuardrail
+
+    leak = "Your card is 4111 1111 1111 1111."
+    guard = RegexGuardrail(r"\b(?:\d[ -]?){13,16}\b", name="no_cards", on_fail="human")
+    agent = NativeAgent(name="careful", model=ScriptedModel([leak]), guardrails=[guard])
+    with AgentRuntime(db=db_path, serve_http=False) as runtime:
+        handle = runtime.start(agent, "card?")
+        wait_until(lambda: runtime.client.list_approvals(agent="careful").items, "the guardrail to ask a person")
+        [item] = runtime.client.list_approvals(agent="careful").items
+        assert (item.framework, item.type, item.tool) == ("native", InboxType.TOOL_APPROVAL, "guardrail:no_cards")
+        assert item.arguments == {"output": leak} and "no_cards" in str(item.question)
+        with pytest.raises(InvalidInputError):
+            runtime.client.decide_approval(item.id, {"action": "approve", "arguments": {"text": "x"}})
+        runtime.client.decide_approval(item.id, {"action": "approve", "arguments": {"output": "Your card ends 1111."}})
+        result = handle.wait(timeout=30)
+    assert result.is_success and result.output == "Your card ends 1111."

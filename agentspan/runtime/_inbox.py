@@ -201,6 +201,9 @@ def item_of(row: WaitRow) -> InboxItem:
     elif "guardrail" in details:  # a guardrail asking a person about a text (edit: {"output": ...})
         question = f"guardrail {details['guardrail']}: {details.get('message', '')}"
     tool = details.get("tool") if kind is InboxType.TOOL_APPROVAL else None
+    arguments = _arguments(details.get("arguments")) if kind is InboxType.TOOL_APPROVAL else None
+    if kind is InboxType.TOOL_APPROVAL and "guardrail" in details:  # as the handle lists it
+        tool, arguments = f"guardrail:{details['guardrail']}", {"output": details.get("output")}
     call_id = details.get("call_id") if kind is InboxType.TOOL_APPROVAL else None
     return InboxItem(
         id=inbox_id(step.execution_id, signal),
@@ -211,7 +214,7 @@ def item_of(row: WaitRow) -> InboxItem:
         type=kind,
         signal=signal,
         tool=None if tool is None else str(tool),
-        arguments=_arguments(details.get("arguments")) if kind is InboxType.TOOL_APPROVAL else None,
+        arguments=arguments,
         call_id=None if call_id is None else str(call_id),
         question=question,
         details=details,
