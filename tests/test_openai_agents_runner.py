@@ -300,8 +300,8 @@ def test_agent_runtime_handles_list_approve_and_reject_pending_tool_calls(tmp_pa
             time.sleep(0.02)
         pending = handle.pending_approvals()
         assert pending == [
-            PendingApproval("call_h_0_0", "refund", '{"amount": 5}'),
-            PendingApproval("call_h_0_1", "refund", '{"amount": 7}'),
+            PendingApproval("call_h_0_0", "refund", '{"amount": 5}', framework="openai_agents"),
+            PendingApproval("call_h_0_1", "refund", '{"amount": 7}', framework="openai_agents"),
         ]
         handle.approve("call_h_0_0")
         assert handle.status is ExecutionStatus.QUEUED or handle.pending_approvals() == pending[1:]
