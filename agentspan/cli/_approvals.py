@@ -73,11 +73,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decide(args: argparse.Namespace, decision: InboxDecision, done: str) -> int:
-    item = connect(args, reading=True).decide_approval(args.approval_id, decision)
+def _decided(item: InboxItem, done: str) -> int:
     print(f"{item.id} {done}")
     print(f"agentspan: execution {item.execution_id} goes on when a worker serves it ({item.signal})", file=sys.stderr)
     return 0
+
+
+def _decide(args: argparse.Namespace, decision: InboxDecision, done: str) -> int:
+    return _decided(connect(args, reading=True).decide_approval(args.approval_id, decision), done)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -109,11 +112,7 @@ def cmd_respond(args: argparse.Namespace) -> int:
             value = json.loads(args.value)
         except json.JSONDecodeError:
             value = args.value
-    decided = client.decide_approval(item.id, InboxDecision(action="respond", value=value))
-    print(f"{decided.id} answered")
-    print(f"agentspan: execution {decided.execution_id} goes on when a worker serves it ({decided.signal})",
-          file=sys.stderr)  # fmt: skip
-    return 0
+    return _decided(client.decide_approval(item.id, InboxDecision(action="respond", value=value)), "answered")
 
 
 def add_approvals_parser(sub: Any, target: Any) -> None:
