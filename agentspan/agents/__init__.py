@@ -16,6 +16,7 @@ with AgentRuntime() as runtime:
 ```
 """
 
+from ..runtime import Budget, Price
 from ._agent import Agent
 from ._result import AgentHandle, AgentResult, PendingApproval
 from ._runtime import AgentRuntime
@@ -27,11 +28,13 @@ __all__ = [
     "AgentHandle",
     "AgentResult",
     "AgentRuntime",
+    "Budget",
     "Message",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
     "PendingApproval",
+    "Price",
     "ToolCall",
     "ToolContext",
     "ToolDefinition",

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import ConfigurationError
+from ..runtime import Budget
 from ._tool import ToolDefinition
 from ._types import ModelSettings
 from .models import Model
@@ -37,6 +38,8 @@ class Agent:
         max_turns: Model calls allowed in one run before it stops with ``finish_reason="max_turns"``.
         settings: Temperature, max tokens and the like, sent with every model call.
         output_type: A pydantic model: the final answer is requested as, and parsed into, it.
+        budget: The token and cost :class:`~agentspan.agents.Budget` of each run (its sub-agents'
+            model calls included), unless the run is given its own.
     """
 
     name: str
@@ -47,6 +50,7 @@ class Agent:
     max_turns: int = 25
     settings: ModelSettings = dataclasses.field(default_factory=ModelSettings)
     output_type: type[BaseModel] | None = None
+    budget: Budget | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -68,6 +72,8 @@ class Agent:
             isinstance(self.output_type, type) and issubclass(self.output_type, BaseModel)
         ):
             raise ConfigurationError(f"agent {self.name}: output_type must be a pydantic model class")
+        if self.budget is not None and not isinstance(self.budget, Budget):
+            raise ConfigurationError(f"agent {self.name}: budget must be a Budget(max_tokens=..., max_cost_usd=...)")
         object.__setattr__(self, "tools", tuple(self.tools))
         object.__setattr__(self, "agents", tuple(self.agents))
         names: set[str] = set()
@@ -105,4 +111,5 @@ class Agent:
             "max_turns": self.max_turns,
             "settings": self.settings.model_dump(exclude_none=True),
             "output_schema": None if self.output_type is None else self.output_type.model_json_schema(),
+            "budget": None if self.budget is None else self.budget.model_dump(mode="json"),
         }

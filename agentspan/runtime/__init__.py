@@ -1,5 +1,6 @@
 """The runtime: the service over a store, its value objects, and (in ``.server``) the HTTP API."""
 
+from ._budget import Budget, Price
 from ._models import (
     Claim,
     Definition,
@@ -24,6 +25,7 @@ from .store import SQLiteStore, Store
 
 __all__ = [
     "AgentStatus",
+    "Budget",
     "Claim",
     "Definition",
     "DivergenceRecord",
@@ -34,6 +36,7 @@ __all__ = [
     "ExecutionStatus",
     "FinishRecord",
     "Heartbeat",
+    "Price",
     "Record",
     "SQLiteStore",
     "Service",

@@ -25,6 +25,7 @@ __all__ = [
     "ClaimBody",
     "DefinitionBody",
     "HeartbeatBody",
+    "RaiseBudgetBody",
     "RecordsBody",
     "SignalBody",
     "body_doc",
@@ -92,6 +93,15 @@ class SignalBody(_Body):
     """Any JSON; the waiting step returns it."""
 
 
+class RaiseBudgetBody(_Body):
+    """A raise of a waiting execution's budget: positive increments, at least one."""
+
+    tokens: Any = None
+    """Tokens to add to ``max_tokens`` (a positive integer)."""
+    cost_usd: Any = None
+    """USD to add to ``max_cost_usd`` (a positive number)."""
+
+
 class DefinitionBody(_Body):
     """A deployed agent or durable-function definition."""
 
@@ -106,6 +116,7 @@ BODIES: tuple[type[BaseModel], ...] = (
     ClaimBody,
     HeartbeatBody,
     SignalBody,
+    RaiseBudgetBody,
     DefinitionBody,
 )
 """Every request body model, for the OpenAPI document."""

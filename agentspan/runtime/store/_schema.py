@@ -101,6 +101,10 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 2: the token and cost budget an execution was started with (JSON; NULL: no budget).
+    """
+    ALTER TABLE executions ADD COLUMN budget TEXT
+    """,
 ]
 
 
