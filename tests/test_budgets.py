@@ -276,3 +276,39 @@ def test_cancelling_a_run_waiting_on_its_budget_cancels_it(db_path: Path) -> Non
 def test_the_error_carries_the_spend() -> None:
     error = BudgetExceededError("spent", tokens=5, cost_usd=0.1)
     assert (error.tokens, error.cost_usd) == (5, 0.1)
+
+
+# --- the command line ----------------------------------------------------------------------------------
+def test_budget_show_and_raise_on_the_command_line(db_path: Path) -> None:
+    from test_cli import agentspan
+
+    model = gpt(research(6))
+    service = Service(SQLiteStore(db_path))
+    execution = service.create_execution(
+        "budgeted", {"prompt": "research"}, budget=Budget(max_tokens=200, on_exhausted="wait")
+    )
+    Worker(service, [agent_function(agent(model))]).run_once()
+    service.close()
+    db = ("--db", str(db_path))
+
+    shown = agentspan("budget", "show", execution.id, *db)
+    assert shown.returncode == 0, shown.stderr
+    assert "waiting for a raise" in shown.stdout
+    assert "tokens     200 of 200, 0 left" in shown.stdout
+
+    nothing = agentspan("budget", "raise", execution.id, *db)
+    assert nothing.returncode == 2 and nothing.stderr.strip().startswith("agentspan: say how much")
+    negative = agentspan("budget", "raise", execution.id, "--tokens", "-5", *db)
+    assert negative.returncode == 2 and len(negative.stderr.strip().splitlines()) == 1
+    assert "positive" in negative.stderr
+    unknown = agentspan("budget", "raise", "nope", "--tokens", "5", *db)
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "agentspan: no execution with id 'nope'"
+
+    raised = agentspan("budget", "raise", execution.id, "--tokens", "500", *db)
+    assert raised.returncode == 0, raised.stderr
+    assert raised.stdout.strip() == f"{execution.id} queued"
+    twice = agentspan("budget", "raise", execution.id, "--tokens", "700", *db)
+    assert twice.returncode == 1 and "not waiting on its budget" in twice.stderr
+    assert len(twice.stderr.strip().splitlines()) == 1
+    after = agentspan("budget", "show", execution.id, *db)
+    assert "tokens     200 of 700, 500 left" in after.stdout
