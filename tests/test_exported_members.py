@@ -17,16 +17,16 @@ EXPECTED = {
     "agentspan.client": ["Client", "HttpClient", "RetryPolicy"],
     "agentspan.worker": ["Worker", "default_worker_id"],
     "agentspan.runtime": [
-        "AgentStatus", "Claim", "Definition", "DivergenceRecord", "ErrorInfo", "Event", "Execution", "ExecutionPage",
-        "ExecutionStatus", "FinishRecord", "Heartbeat", "Record", "SQLiteStore", "Service", "Step",
+        "AgentStatus", "Budget", "Claim", "Definition", "DivergenceRecord", "ErrorInfo", "Event", "Execution", "ExecutionPage",
+        "ExecutionStatus", "FinishRecord", "Heartbeat", "Price", "Record", "SQLiteStore", "Service", "Step",
         "StepRecord", "StepStatus", "Store", "WaitInfo", "WriteResult",
     ],
     "agentspan.runtime.store": ["SQLiteStore", "Store"],
     "agentspan.runtime.server": ["create_app", "run_server"],
     "agentspan.testing": ["FakeOpenAIServer", "ScriptedModel", "ServerHandle", "serve_in_thread"],
     "agentspan.agents": [
-        "Agent", "AgentHandle", "AgentResult", "AgentRuntime", "Message", "ModelRequest", "ModelResponse",
-        "ModelSettings", "PendingApproval", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec",
+        "Agent", "AgentHandle", "AgentResult", "AgentRuntime", "Budget", "Message", "ModelRequest", "ModelResponse",
+        "ModelSettings", "PendingApproval", "Price", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec",
         "Usage", "tool",
     ],
     "agentspan.adapters.crewai": [
@@ -54,7 +54,7 @@ EXPECTED = {
         "ModelResponseError", "ModelServerError", "OpenAIModel", "get_model",
     ],
     "agentspan.errors": [
-        "AgentspanError", "ConfigurationError", "ConflictError", "DivergenceError", "ExecutionCancelledError",
+        "AgentspanError", "BudgetExceededError", "ConfigurationError", "ConflictError", "DivergenceError", "ExecutionCancelledError",
         "ExecutionError", "ExecutionFailedError", "InDoubtStepError", "InvalidInputError", "LeaseLostError",
         "NotFoundError", "NotJSONError", "PayloadTooLargeError", "StepError", "StepFailedError",
         "TransportError", "UnauthorizedError", "UnavailableError",
