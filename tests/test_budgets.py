@@ -214,11 +214,13 @@ def test_a_waiting_run_is_raised_over_http_once_and_finishes(db_path: Path) -> N
 
         base = runtime.http_url
         bad = httpx.post(f"{base}/executions/{handle.execution_id}/budget", json={"tokens": -5})
-        assert bad.status_code == 400 and "positive" in bad.json()["error"]["message"]
+        assert bad.status_code == 422 and "greater than 0" in bad.text
         bad_signal = httpx.post(
             f"{base}/executions/{handle.execution_id}/signals/budget:1", json={"payload": {"tokens": "many"}}
         )
-        assert bad_signal.status_code == 400
+        assert bad_signal.status_code == 400 and "positive" in bad_signal.json()["error"]["message"]
+        empty = httpx.post(f"{base}/executions/{handle.execution_id}/budget", json={})
+        assert empty.status_code == 400 and "positive" in empty.json()["error"]["message"]
         assert runtime.client.get_execution(handle.execution_id).status is ExecutionStatus.WAITING, "nothing recorded"
 
         raised = httpx.post(f"{base}/executions/{handle.execution_id}/budget", json={"tokens": 1000})
@@ -312,3 +314,13 @@ def test_budget_show_and_raise_on_the_command_line(db_path: Path) -> None:
     assert len(twice.stderr.strip().splitlines()) == 1
     after = agentspan("budget", "show", execution.id, *db)
     assert "tokens     200 of 700, 500 left" in after.stdout
+
+
+def test_a_bad_budget_over_http_is_refused_and_nothing_is_created(http_server: Any, service: Service) -> None:
+    for budget in ({"max_tokens": -1}, {}, {"max_tokens": 5, "on_exhausted": "later"}):
+        answer = httpx.post(f"{http_server.url}/executions", json={"name": "x", "budget": budget})
+        assert answer.status_code == 422, answer.text
+        assert "budget" in answer.text
+    assert service.list_executions().items == []
+    made = httpx.post(f"{http_server.url}/executions", json={"name": "x", "budget": {"max_tokens": 5}})
+    assert made.status_code == 201 and made.json()["budget"]["max_tokens"] == 5

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigurationError, InvalidInputError
 from ._prices import price_of
@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # _models stores a Budget with each execution: it imports thi
 
 __all__ = [
     "BUDGET_PREFIX",
+    "TOKENS",
+    "USD",
     "Budget",
     "BudgetRaise",
     "Price",
@@ -46,7 +48,25 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-_Dollars = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+def _number(value: Any) -> Any:
+    """Refuse what pydantic's lax mode would turn into a number but JSON Schema does not call one."""
+    if isinstance(value, bool | str):
+        raise ValueError("Input should be a JSON number")
+    return value
+
+
+_Dollars = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_number)]
+_Tokens = Annotated[int, Field(gt=0), BeforeValidator(_number)]
+_Limit = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(_number)]
+TOKENS = _Tokens
+"""A positive number of tokens (a JSON integer)."""
+USD = _Limit
+"""A positive amount of USD (a JSON number)."""
+
+
+class _BudgetError(ConfigurationError, ValueError):
+    """A budget that cannot work. A ``ValueError`` too, so that pydantic reports a bad budget inside
+    a request body as a validation error of that field (a 400), not as a server error."""
 
 
 class Price(_Frozen):
@@ -71,9 +91,21 @@ class Budget(_Frozen):
             negative price.
     """
 
-    max_tokens: Annotated[int, Field(gt=0)] | None = None
+    # At least one limit, as JSON Schema says it (the validator below says it to Python).
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["max_tokens"], "properties": {"max_tokens": {"type": "integer"}}},
+                {"required": ["max_cost_usd"], "properties": {"max_cost_usd": {"type": "number"}}},
+            ]
+        },
+    )
+
+    max_tokens: _Tokens | None = None
     """Total tokens (input plus output) of all model calls."""
-    max_cost_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    max_cost_usd: _Limit | None = None
     """Cost of all model calls in USD, from the price table and ``prices`` (unpriced models count 0)."""
     on_exhausted: Literal["fail", "wait"] = "fail"
     """``fail``: the execution fails with :class:`~agentspan.errors.BudgetExceededError`; ``wait``: it
@@ -87,7 +119,7 @@ class Budget(_Frozen):
         except ValidationError as exc:
             from ._models import describe
 
-            raise ConfigurationError(
+            raise _BudgetError(
                 describe(exc).replace("invalid request", "invalid Budget", 1)
                 + " (limits are positive numbers, on_exhausted is 'fail' or 'wait', prices are"
                 " {'model': Price(input=..., output=...)} in USD per million tokens, not negative)"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from pydantic_core import from_json
 
 from ...errors import InvalidInputError
+from .._budget import TOKENS, USD
 from .._models import CreateExecution, Record
 
 __all__ = [
@@ -96,9 +97,11 @@ class SignalBody(_Body):
 class RaiseBudgetBody(_Body):
     """A raise of a waiting execution's budget: positive increments, at least one."""
 
-    tokens: Any = None
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"minProperties": 1})
+
+    tokens: TOKENS = None  # type: ignore[assignment]  # absent means no raise; null is not accepted
     """Tokens to add to ``max_tokens`` (a positive integer)."""
-    cost_usd: Any = None
+    cost_usd: USD = None  # type: ignore[assignment]
     """USD to add to ``max_cost_usd`` (a positive number)."""
 
 

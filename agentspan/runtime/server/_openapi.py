@@ -57,6 +57,7 @@ _CONFLICTS = {
     ("post", "/api/executions/{execution_id}/heartbeat"),
     ("post", "/api/executions/{execution_id}/records"),
     ("post", "/api/executions/{execution_id}/signals/{name}"),
+    ("post", "/api/executions/{execution_id}/budget"),
 }
 _REF = "#/components/schemas/Error"
 _METHODS = ("get", "put", "post", "delete", "patch")
