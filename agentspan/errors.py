@@ -21,7 +21,8 @@ by category::
     └── StepError                  raised inside a durable execution at a step
         ├── StepFailedError        a replayed failure whose original type cannot be rebuilt
         ├── DivergenceError        the code made a different call than the journal recorded (strict)
-        └── InDoubtStepError       a step was interrupted and its effect policy forbids re-running it
+        ├── InDoubtStepError       a step was interrupted and its effect policy forbids re-running it
+        └── GuardrailError         a guardrail failed and its on_fail (or its spent retries) ends the run
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "ExecutionCancelledError",
     "ExecutionError",
     "ExecutionFailedError",
+    "GuardrailError",
     "InDoubtStepError",
     "InvalidInputError",
     "LeaseLostError",
@@ -207,3 +209,15 @@ class DivergenceError(StepError):
 
 class InDoubtStepError(StepError):
     """A step started but never finished (the process died), and its policy forbids re-running it."""
+
+
+class GuardrailError(StepError):
+    """A guardrail failed with ``on_fail="raise"``, ran out of retries, or a person rejected the text.
+
+    Attributes:
+        guardrail: The guardrail's name.
+    """
+
+    def __init__(self, message: str, *, guardrail: str = "", **context: Any) -> None:
+        super().__init__(message, **context)
+        self.guardrail = guardrail

@@ -21,3 +21,15 @@ bounded = Agent(name="bounded", model="openai/gpt-4o-mini", instructions="Resear
 """Stops at ``max_turns`` when the model keeps calling tools."""
 
 researcher = Agent(name="cli-researcher", model="openai/gpt-4o-mini", instructions="Research.", tools=[search])
+
+
+@tool(approval_required=True)
+def refund(amount: int) -> str:
+    """Refund an amount to the customer."""
+    with open(os.environ.get("AGENT_LOG", os.devnull), "a", encoding="utf-8") as log:
+        log.write(f"refund {amount}\n")
+    return f"refunded {amount}"
+
+
+refunder = Agent(name="refunder", model="openai/gpt-4o-mini", instructions="Refund.", tools=[refund])
+"""Waits for a person to approve each refund."""

@@ -293,6 +293,36 @@ class StoreContract:
         claim = store.claim("w1", ["flow"], 30, T0 + 61)
         assert claim is not None and claim.journal[0].status is StepStatus.COMPLETED
 
+    def test_a_signals_wait_with_a_deadline_is_claimable_when_due_but_left_waiting(self, store: Store) -> None:
+        epoch = _claimed(store)
+        wake = datetime.fromtimestamp(T0 + 60, UTC)
+        store.write_records(
+            "e1", "w1", epoch,
+            [_step("approval:1", "suspended", wait=WaitInfo(signal="approval:c1", wake_at=wake)),
+             FinishRecord(status="waiting")],
+            T0 + 2,
+        )  # fmt: skip
+        assert store.claim("w1", ["flow"], 30, T0 + 59) is None
+        claim = store.claim("w1", ["flow"], 30, T0 + 61)
+        # The worker delivers the default decision as the signal: the timer does not resolve the step.
+        assert claim is not None and claim.journal[0].status is StepStatus.SUSPENDED
+
+    def test_signal_state_finds_the_waiting_step_and_the_delivered_payload(self, store: Store) -> None:
+        epoch = _claimed(store)
+        store.write_records(
+            "e1", "w1", epoch,
+            [_step("approval:1", "suspended", wait=WaitInfo(signal="approval:c1")), FinishRecord(status="waiting")],
+            T0 + 2,
+        )  # fmt: skip
+        assert store.signal_state("e1", "approval:c2") == ([], None)
+        (waiting,), payload = store.signal_state("e1", "approval:c1")
+        assert waiting.key == "approval:1" and waiting.status is StepStatus.SUSPENDED and payload is None
+        store.deliver_signal("e1", "approval:c1", '{"approved":true}', T0 + 3)
+        (resolved,), payload = store.signal_state("e1", "approval:c1")
+        assert resolved.status is StepStatus.COMPLETED and payload == '{"approved":true}'
+        with pytest.raises(NotFoundError):
+            store.signal_state("nope", "approval:c1")
+
     # --- events and definitions ---------------------------------------------------------------------
     def test_events_are_ordered_and_readable_from_any_id(self, store: Store) -> None:
         epoch = _claimed(store)

@@ -317,3 +317,25 @@ def test_a_handle_follows_events_and_cancels(runtime: AgentRuntime) -> None:
 def test_a_prompt_must_be_text(runtime: AgentRuntime) -> None:
     with pytest.raises(ConfigurationError, match="prompt must be a string"):
         runtime.start(Agent(name="typed", model=ScriptedModel(["x"])), {"not": "text"})  # type: ignore[arg-type]
+
+
+def test_a_model_made_from_its_provider_string_is_closed_when_the_run_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker runs many executions: each run's connection pool must not outlive it."""
+    import gc
+    import warnings
+
+    from agentspan.agents._loop import run_agent
+    from agentspan.testing import FakeOpenAIServer
+
+    with FakeOpenAIServer(["hello"]) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        agent = Agent(name="closer", model="openai/gpt-4o-mini")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outputs = [asyncio.run(run_agent(agent, "hi"))["output"] for _ in range(2)]
+            gc.collect()
+    assert outputs == ["hello", "hello"] and fake.request_count == 2
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import collections
 import functools
-import threading
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agents import Agent, function_tool
+from decisions import DecidesAfterClaim, at_once
 from oa_flows import TurnModel
 
 import agentspan.adapters.openai_agents as oa
 from agentspan.agents import AgentHandle, AgentRuntime
-from agentspan.runtime import Claim, ExecutionStatus, Service, StepStatus
+from agentspan.runtime import ExecutionStatus, Service, StepStatus
 from agentspan.runtime._approval import approval_signal
 from agentspan.worker import Worker
 
@@ -42,26 +41,6 @@ def _support() -> Agent[Any]:
     return Agent(name="support", instructions="Help.", model=model, tools=[refund])
 
 
-def _decide_at_once(*decisions: Callable[[], Any]) -> None:
-    """Run each decision in its own thread, all released in the same instant by one barrier."""
-    barrier = threading.Barrier(len(decisions))
-    errors: list[BaseException] = []
-
-    def decide(fn: Callable[[], Any]) -> None:
-        barrier.wait()
-        try:
-            fn()
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=decide, args=(d,)) for d in decisions]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-
-
 def _wait_until_waiting(handle: AgentHandle) -> None:
     for event in handle.events():
         if event.type == "execution.waiting":
@@ -75,9 +54,10 @@ def _race(runtime: AgentRuntime) -> None:
         handle = runtime.start(agent, f"two refunds please (trial {trial})")
         _wait_until_waiting(handle)
         assert {p.call_id for p in handle.pending_approvals()} == {APPROVED, REJECTED}
-        _decide_at_once(
+        outcomes = at_once(
             functools.partial(handle.approve, APPROVED), functools.partial(handle.reject, REJECTED, "one per order")
         )
+        assert outcomes == [None, None], outcomes
         result = handle.wait(timeout=30)
         assert result.status is ExecutionStatus.COMPLETED, (trial, result.error)
         assert [c["result"] for c in result.tool_calls] == ["refunded 5", "one per order"], trial
@@ -96,27 +76,6 @@ def test_decisions_sent_in_the_same_millisecond_embedded_both_apply_in_every_tri
         _race(runtime)
 
 
-class _DecidesDuringReplay:
-    """The service, except that the second decision arrives just after the first one's claim: while the
-    worker replays a journal in which that call is still suspended (the race, made certain)."""
-
-    def __init__(self, service: Service, decide: Callable[[], Any]) -> None:
-        self._service = service
-        self._decide: Callable[[], Any] | None = decide
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._service, name)
-
-    def claim(self, worker_id: str, names: Sequence[str], **kwargs: Any) -> Claim | None:
-        claim = self._service.claim(worker_id, names, **kwargs)
-        if claim is not None and self._decide is not None:
-            suspended = [s.key for s in claim.journal if s.status is StepStatus.SUSPENDED]
-            assert suspended, "the claim's journal still has the undecided call suspended"
-            self._decide, decide = None, self._decide
-            decide()
-        return claim
-
-
 def test_a_decision_delivered_while_a_worker_replays_the_other_is_applied_and_the_worker_lives_on(
     service: Service,
 ) -> None:
@@ -127,7 +86,7 @@ def test_a_decision_delivered_while_a_worker_replays_the_other_is_applied_and_th
     assert service.get_execution(eid).status is ExecutionStatus.WAITING
 
     service.send_signal(eid, approval_signal(APPROVED), {"approved": True})
-    late = _DecidesDuringReplay(
+    late = DecidesAfterClaim(
         service, lambda: service.send_signal(eid, approval_signal(REJECTED), {"approved": False, "reason": "no"})
     )
     worker = Worker(late, [fn])  # type: ignore[arg-type]  # a Client in all but name

@@ -91,6 +91,30 @@ def test_the_openai_agents_example_waits_for_the_refund_approval_then_goes_on(tm
     assert turns == [0, 1, 2], "the turns answered before the approval were not asked for again"
 
 
+def test_the_approvals_example_waits_for_the_refund_then_runs_it(tmp_path: Path) -> None:
+    script = [[("refund", {"order_id": "A-17", "amount": 20})], "Refunded 20 EUR for order A-17."]
+    with FakeOpenAIServer(script) as fake:
+        done = _run("approvals.py", fake, tmp_path)
+        tool_results = [m["content"] for r in fake.requests for m in r["messages"] if m.get("role") == "tool"]
+    assert done.returncode == 0, done.stderr
+    assert "waiting for approval: refund({'order_id': 'A-17', 'amount': 20}) [call call_1]" in done.stdout
+    assert tool_results == ["refunded 20 EUR for order A-17"]
+    assert "Refunded 20 EUR for order A-17." in done.stdout
+
+
+def test_the_guardrails_example_asks_again_and_keeps_the_card_number_out(tmp_path: Path) -> None:
+    script = ["You pay with 4111 1111 1111 1111.", "You pay with your Visa card."]
+    with FakeOpenAIServer(script) as fake:
+        done = _run("guardrails.py", fake, tmp_path)
+        assert fake.request_count == 2
+        assert "card number" in fake.requests[1]["messages"][-1]["content"]
+    assert done.returncode == 0, done.stderr
+    assert "You pay with your Visa card." in done.stdout
+    assert "4111" not in done.stdout
+    assert "guardrail no_card_numbers: failed, model asked again" in done.stdout
+    assert "guardrail no_card_numbers: passed" in done.stdout
+
+
 def test_the_budgets_example_fails_one_run_and_raises_the_other(tmp_path: Path) -> None:
     from agentspan.agents import Usage
     from agentspan.testing._scripted import scripted_responses

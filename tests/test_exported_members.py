@@ -25,9 +25,10 @@ EXPECTED = {
     "agentspan.runtime.server": ["create_app", "run_server"],
     "agentspan.testing": ["FakeOpenAIServer", "ScriptedModel", "ServerHandle", "serve_in_thread"],
     "agentspan.agents": [
-        "Agent", "AgentHandle", "AgentResult", "AgentRuntime", "Budget", "Message", "ModelRequest", "ModelResponse",
-        "ModelSettings", "PendingApproval", "Price", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec",
-        "Usage", "tool",
+        "Agent", "AgentHandle", "AgentResult", "AgentRuntime", "Budget", "Guardrail", "GuardrailResult",
+        "LLMGuardrail", "Message", "ModelRequest", "ModelResponse", "ModelSettings", "OnFail", "PendingApproval",
+        "Position", "Price", "RegexGuardrail", "ToolCall", "ToolContext", "ToolDefinition", "ToolError", "ToolSpec",
+        "Usage", "guardrail", "tool",
     ],
     "agentspan.adapters.crewai": [
         "DurableCrew", "crew_function", "durable", "execution_input", "install", "use_runtime",
@@ -55,8 +56,8 @@ EXPECTED = {
     ],
     "agentspan.errors": [
         "AgentspanError", "BudgetExceededError", "ConfigurationError", "ConflictError", "DivergenceError", "ExecutionCancelledError",
-        "ExecutionError", "ExecutionFailedError", "InDoubtStepError", "InvalidInputError", "LeaseLostError",
-        "NotFoundError", "NotJSONError", "PayloadTooLargeError", "StepError", "StepFailedError",
+        "ExecutionError", "ExecutionFailedError", "GuardrailError", "InDoubtStepError", "InvalidInputError",
+        "LeaseLostError", "NotFoundError", "NotJSONError", "PayloadTooLargeError", "StepError", "StepFailedError",
         "TransportError", "UnauthorizedError", "UnavailableError",
     ],
 }  # fmt: skip

@@ -18,6 +18,7 @@ with AgentRuntime() as runtime:
 
 from ..runtime import Budget, Price
 from ._agent import Agent
+from ._guardrail import Guardrail, GuardrailResult, LLMGuardrail, OnFail, Position, RegexGuardrail, guardrail
 from ._result import AgentHandle, AgentResult, PendingApproval
 from ._runtime import AgentRuntime
 from ._tool import ToolContext, ToolDefinition, ToolError, tool
@@ -29,17 +30,24 @@ __all__ = [
     "AgentResult",
     "AgentRuntime",
     "Budget",
+    "Guardrail",
+    "GuardrailResult",
+    "LLMGuardrail",
     "Message",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
+    "OnFail",
     "PendingApproval",
+    "Position",
     "Price",
+    "RegexGuardrail",
     "ToolCall",
     "ToolContext",
     "ToolDefinition",
     "ToolError",
     "ToolSpec",
     "Usage",
+    "guardrail",
     "tool",
 ]

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 from ..errors import ConfigurationError
 from ..runtime import Budget
+from ._guarding import check_guardrails
+from ._guardrail import Guardrail
 from ._tool import ToolDefinition
 from ._types import ModelSettings
 from .models import Model
@@ -38,6 +40,8 @@ class Agent:
         max_turns: Model calls allowed in one run before it stops with ``finish_reason="max_turns"``.
         settings: Temperature, max tokens and the like, sent with every model call.
         output_type: A pydantic model: the final answer is requested as, and parsed into, it.
+        guardrails: Checks on the prompt (``position="input"``) and on each final answer
+            (``"output"``), each a recorded step; see :class:`~agentspan.agents.Guardrail`.
         budget: The token and cost :class:`~agentspan.agents.Budget` of each run (its sub-agents'
             model calls included), unless the run is given its own.
     """
@@ -50,6 +54,7 @@ class Agent:
     max_turns: int = 25
     settings: ModelSettings = dataclasses.field(default_factory=ModelSettings)
     output_type: type[BaseModel] | None = None
+    guardrails: Sequence[Guardrail] = ()
     budget: Budget | None = None
 
     def __post_init__(self) -> None:
@@ -72,6 +77,10 @@ class Agent:
             isinstance(self.output_type, type) and issubclass(self.output_type, BaseModel)
         ):
             raise ConfigurationError(f"agent {self.name}: output_type must be a pydantic model class")
+        try:
+            object.__setattr__(self, "guardrails", check_guardrails(self.guardrails))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"agent {self.name}: {exc}") from None
         if self.budget is not None and not isinstance(self.budget, Budget):
             raise ConfigurationError(f"agent {self.name}: budget must be a Budget(max_tokens=..., max_cost_usd=...)")
         object.__setattr__(self, "tools", tuple(self.tools))
@@ -111,5 +120,6 @@ class Agent:
             "max_turns": self.max_turns,
             "settings": self.settings.model_dump(exclude_none=True),
             "output_schema": None if self.output_type is None else self.output_type.model_json_schema(),
+            "guardrails": [{"name": g.name, "position": g.position, "on_fail": g.on_fail} for g in self.guardrails],
             "budget": None if self.budget is None else self.budget.model_dump(mode="json"),
         }

@@ -17,8 +17,11 @@ from pydantic import ValidationError
 
 from ..durable import FunctionDefinition, current_step, run_step_async
 from ..durable._codec import Codec, fingerprint, to_json
-from ..errors import AgentspanError
+from ..durable._context import Suspended, current_context
+from ..errors import AgentspanError, ConfigurationError, GuardrailError
+from ..runtime._approval import DEFAULT_REJECTION, Decision, approval_signal, decision_of, timed_out
 from ._agent import Agent
+from ._guarding import Guarding, retry_request
 from ._tool import ToolContext, ToolDefinition, ToolError
 from ._types import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
 from .models import Model, get_model
@@ -72,6 +75,12 @@ class _Run:
         )
         self.chain: str | None = None
         self.recorded = 0
+        self.waiting: list[Suspended] = []
+        self.edited: dict[str, str] = {}  # tool call id -> the arguments a person approved instead
+        self.guarding = Guarding(agent.guardrails, agent=agent.name)
+        self.tool_guarding = {
+            d.name: Guarding(d.guardrails, agent=agent.name) for d in self.tools.values() if d.guardrails
+        }
 
     async def model_call(self, messages: list[Message], turn: int) -> ModelResponse:
         request = ModelRequest(
@@ -104,13 +113,19 @@ class _Run:
     async def tool_call(self, call: ToolCall, turn: int) -> Message:
         try:
             content = await self._invoke(call, turn)
+        except Suspended as exc:
+            # A call waits for approval: the turn's other calls go on, and the run suspends once they
+            # are done (see wait_if_any), so every waiting call of the turn is visible at once.
+            self.waiting.append(exc)
+            return Message(role="tool", tool_call_id=call.id, name=call.name, content="")
         except ToolError as exc:
             content = f"Error: {exc}"
         except AgentspanError:
             raise  # a lost lease, a divergence in strict mode: not the model's business
         except Exception as exc:
             content = f"Error: {type(exc).__name__}: {exc}"
-        self.tool_log.append({"id": call.id, "name": call.name, "arguments": call.arguments, "result": content})
+        arguments = self.edited.pop(call.id, call.arguments)  # what the tool ran with
+        self.tool_log.append({"id": call.id, "name": call.name, "arguments": arguments, "result": content})
         return Message(role="tool", tool_call_id=call.id, name=call.name, content=content)
 
     async def _invoke(self, call: ToolCall, turn: int) -> str:
@@ -134,6 +149,20 @@ class _Run:
             available = ", ".join(self.tools) or "none"
             raise ToolError(f"there is no tool named {call.name!r}; the tools are: {available}")
         arguments = definition.parse(call.arguments)
+        if definition.approval_required:
+            decision = await self._approval(definition, call)
+            if not decision.approved:
+                return decision.reason or DEFAULT_REJECTION
+            if decision.arguments is not None:
+                # Checked against the schema when it was delivered; parsed as the model's would be.
+                self.edited[call.id] = json.dumps(decision.arguments, ensure_ascii=False)
+                arguments = definition.parse(self.edited[call.id])
+        guarding = self.tool_guarding.get(definition.name)
+        if guarding is not None:
+            checked = await _check_arguments(guarding, definition, self.edited.get(call.id, call.arguments), identity)
+            if isinstance(checked, str):
+                return checked  # refused: the model is told why, the tool does not run
+            arguments = checked
 
         async def invoke() -> Any:
             info = current_step()
@@ -148,7 +177,49 @@ class _Run:
             identity=identity, retries=definition.retries, retry_delay=definition.retry_delay,
             in_doubt=definition.in_doubt, ordered=False,  # keyed by tool call id: a turn's calls run side by side
         )  # fmt: skip
-        return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+        text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+        if guarding is None:
+            return text
+        verdict = await guarding.check_async("output", text, subject=f"result of {definition.name}", identity=identity)
+        if verdict.retry is not None:
+            return f"Error: guardrail {verdict.guardrail} withheld the result of {definition.name}: {verdict.retry}"
+        return verdict.text
+
+    async def _approval(self, definition: ToolDefinition, call: ToolCall) -> Decision:
+        """The decision on ``call``: waits (durably, on ``approval:<call id>``) until one is delivered."""
+        found = current_context()
+        if found is None:
+            raise ConfigurationError(
+                f"tool {definition.name} needs approval, which only works in a durable execution:"
+                " run the agent with AgentRuntime"
+            )
+        ctx = found[0]
+        details = {
+            "tool": definition.name,
+            "arguments": json.loads(call.arguments or "{}"),  # valid: parse() checked it
+            "call_id": call.id,
+            "agent": self.agent.name,
+            "framework": "native",
+            "schema": definition.parameters,
+        }
+        timeout = definition.approval_timeout
+        default = None if timeout is None else timed_out(definition.approval_default == "approve", timeout).payload()
+
+        def wait() -> Any:
+            return ctx.wait_for_signal(
+                approval_signal(call.id), kind="approval", details=details, timeout=timeout, default=default,
+                ordered=False,  # keyed by tool call id: a turn's calls run side by side
+            )  # fmt: skip
+
+        # A timed-out wait delivers its default through the client: over HTTP, not on the event loop.
+        payload = wait() if ctx.writer.inline else await asyncio.to_thread(wait)
+        return decision_of(payload)
+
+    def wait_if_any(self) -> None:
+        """Suspend the run if calls of the turn just run wait for approval."""
+        if self.waiting:
+            first, self.waiting = self.waiting[0], []
+            raise first
 
     def finish(self, messages: list[Message], finish_reason: str, turns: int) -> dict[str, Any]:
         final = messages[-1].content if messages and messages[-1].role == "assistant" else None
@@ -172,6 +243,33 @@ class _Run:
         }
 
 
+async def _check_arguments(
+    guarding: Guarding, definition: ToolDefinition, arguments: str, identity: dict[str, Any]
+) -> dict[str, Any] | str:
+    """The arguments to run the tool with after its input guardrails, or what the model is told instead."""
+    text = arguments or "{}"
+    verdict = await guarding.check_async("input", text, subject=f"arguments of {definition.name}", identity=identity)
+    if verdict.retry is not None:
+        return (
+            f"Error: guardrail {verdict.guardrail} refused these arguments: {_sentence(verdict.retry)}"
+            f" Call {definition.name} again with other arguments."
+        )
+    try:
+        return definition.parse(verdict.text)
+    except ToolError as exc:
+        names = ", ".join(g.name for g in guarding.of("input"))
+        raise GuardrailError(
+            f"guardrail {names} fixed the arguments of {definition.name} into ones the tool does not take: {exc}",
+            guardrail=names,
+        ) from None
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with one full stop (a guardrail's message inside a sentence of ours)."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 def _subagent_request(call: ToolCall) -> str:
     try:
         data = json.loads(call.arguments or "{}")
@@ -188,6 +286,19 @@ async def run_agent(agent: Agent, prompt: str) -> dict[str, Any]:
     Returns the result as JSON: output, structured output, messages, tool calls, usage, finish reason.
     """
     run = _Run(agent)
+    try:
+        return await _loop(run, prompt)
+    finally:
+        if run.model is not agent.model:  # made from the "provider/model" spec: its connections are ours
+            close = getattr(run.model, "close", None)
+            if callable(close):
+                close()
+
+
+async def _loop(run: _Run, prompt: str) -> dict[str, Any]:
+    agent = run.agent
+    # The prompt cannot be asked for again: a failed input guardrail that would retry ends the run.
+    prompt = (await run.guarding.check_async("input", prompt, subject="prompt", can_retry=False)).text
     messages: list[Message] = []
     if agent.instructions:
         messages.append(Message(role="system", content=agent.instructions))
@@ -197,8 +308,18 @@ async def run_agent(agent: Agent, prompt: str) -> dict[str, Any]:
         run.usage = run.usage + response.usage
         messages.append(response.message)
         if not response.message.tool_calls:
+            answer = response.message.content or ""
+            verdict = await run.guarding.check_async("output", answer, subject="answer")
+            if verdict.retry is not None:
+                # Asked again in this execution: the refused answer stays in the conversation, so the
+                # model sees what it wrote and why it was not accepted.
+                messages.append(Message(role="user", content=retry_request(verdict.retry)))
+                continue
+            if verdict.text != answer:  # fixed, redacted or edited by a person
+                messages[-1] = response.message.model_copy(update={"content": verdict.text})
             return run.finish(messages, response.finish_reason or "stop", turn)
         results = await asyncio.gather(*(run.tool_call(call, turn) for call in response.message.tool_calls))
+        run.wait_if_any()
         messages.extend(results)
     return run.finish(messages, "max_turns", agent.max_turns)
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from ..durable import ExecutionHandle
 from ..errors import ConflictError
 from ..runtime import Event, Execution, ExecutionStatus, Step, StepStatus
-from ..runtime._approval import Decision, approval_signal
+from ..runtime._approval import APPROVAL_PREFIX, Decision, approval_signal
 from ..runtime._budget import BudgetRaise, raise_of, spend_of
 from ..runtime._human import HUMAN_PREFIX, feedback_of
 from ._types import Usage
@@ -31,7 +31,33 @@ class PendingApproval:
     tool: str
     """The tool's name."""
     arguments: Any
-    """The arguments the model gave (as the model sent them: a JSON text, for SDK agents)."""
+    """The arguments the model gave (a JSON object for native agents; as the model sent them, a JSON
+    text, for SDK agents)."""
+    agent: str | None = None
+    """The agent whose tool it is (when the wait records it)."""
+    framework: str | None = None
+    """``native`` for an :class:`~agentspan.agents.Agent`'s tool; the framework's name otherwise."""
+    schema: dict[str, Any] | None = None
+    """The tool's JSON schema, which edited arguments must match; ``None`` when edits are not supported."""
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> PendingApproval:
+        """Read from the details an approval wait records (a tool call's, or a guardrail's that sent a
+        text to a person: tool ``guardrail:<name>``, arguments ``{"output": text}``)."""
+        schema = details.get("schema")
+        call_id, tool, arguments = details.get("call_id"), details.get("tool"), details.get("arguments")
+        if "guardrail" in details and call_id is None:
+            signal = str(details.get("signal", ""))
+            call_id = signal.removeprefix(APPROVAL_PREFIX)
+            tool, arguments = f"guardrail:{details['guardrail']}", {"output": details.get("output")}
+        return cls(
+            call_id=str(call_id),
+            tool=str(tool),
+            arguments=arguments,
+            agent=None if details.get("agent") is None else str(details["agent"]),
+            framework=None if details.get("framework") is None else str(details["framework"]),
+            schema=schema if isinstance(schema, dict) else None,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +92,8 @@ class AgentResult:
     token_usage: Usage = dataclasses.field(default_factory=Usage)
     """Tokens used by all model calls (each counted once, also across crashes)."""
     finish_reason: str = ""
-    """``stop``, ``max_turns``, ``length``, ``error``, ``budget`` (failed: its budget was spent) or
-    ``cancelled``."""
+    """``stop``, ``max_turns``, ``length``, ``error``, ``guardrail`` (a guardrail ended the run: see
+    :attr:`error`), ``budget`` (failed: its budget was spent) or ``cancelled``."""
     error: str | None = None
     """What went wrong, when the run failed."""
     cost_usd: float | None = None
@@ -94,7 +120,9 @@ class AgentResult:
         if execution.status is not ExecutionStatus.COMPLETED or not isinstance(execution.output, dict):
             error = None if execution.error is None else f"{execution.error.type}: {execution.error.message}"
             reason = "cancelled" if execution.status is ExecutionStatus.CANCELLED else "error"
-            if execution.error is not None and execution.error.type.endswith(".BudgetExceededError"):
+            if execution.error is not None and execution.error.type.endswith(".GuardrailError"):
+                reason = "guardrail"
+            elif execution.error is not None and execution.error.type.endswith(".BudgetExceededError"):
                 reason = "budget"
             return cls(execution.id, execution.status, "", finish_reason=reason, error=error)
         data = execution.output
@@ -198,9 +226,11 @@ class AgentHandle:
         self._handle.cancel()
 
     def pending_approvals(self) -> list[PendingApproval]:
-        """The tool calls the run waits on (tools that need approval), oldest first."""
+        """The tool calls the run waits on (tools that need approval), oldest first; also the texts a
+        guardrail with ``on_fail="human"`` sent to a person (tool ``guardrail:<name>``, arguments
+        ``{"output": text}``)."""
         return [
-            PendingApproval(str(step.input.get("call_id")), str(step.input.get("tool")), step.input.get("arguments"))
+            PendingApproval.from_details(step.input)
             for step in self._handle.journal()
             if step.kind == "approval" and step.status is StepStatus.SUSPENDED and isinstance(step.input, dict)
         ]
@@ -237,10 +267,45 @@ class AgentHandle:
             raise ConflictError(f"execution {self.execution_id} is not waiting for human input on {signal!r}")
         self._handle.signal(signal, feedback)
 
-    def approve(self, call_id: str) -> None:
-        """Approve tool call ``call_id``: the run goes on and the tool runs (once)."""
-        self._handle.signal(approval_signal(call_id), Decision(True).payload())
+    def _pending_call(self, call_id: str | None) -> str:
+        """``call_id``, or the one call the run waits on when none is named."""
+        if call_id is not None:
+            return call_id
+        pending = [found.call_id for found in self.pending_approvals()]
+        if len(pending) == 1:
+            return pending[0]
+        if not pending:
+            raise ConflictError(f"execution {self.execution_id} is not waiting for an approval")
+        raise ConflictError(
+            f"execution {self.execution_id} waits for {len(pending)} approvals ({', '.join(pending)}): name the call"
+        )
 
-    def reject(self, call_id: str, reason: str | None = None) -> None:
-        """Reject tool call ``call_id``: the tool does not run, and the model sees ``reason`` as its result."""
-        self._handle.signal(approval_signal(call_id), Decision(False, reason).payload())
+    def approve(self, call_id: str | None = None, *, arguments: dict[str, Any] | None = None) -> None:
+        """Approve tool call ``call_id`` (the one waiting, if it is alone): the run goes on and the tool runs (once).
+
+        Any client can decide instead: ``POST /api/executions/{id}/signals/approval:<call id>`` with
+        ``{"approved": true}`` (or ``{"approved": true, "arguments": {...}}``).
+
+        Args:
+            call_id: The call (see :meth:`pending_approvals`); may be left out when only one waits.
+            arguments: Edited arguments the tool runs with instead of the model's; checked against the
+                tool's schema (native tools only).
+
+        Raises:
+            NotFoundError: the run has no such call waiting.
+            InvalidInputError: the edited arguments do not match the tool's schema (nothing recorded).
+            ConflictError: the call was already decided otherwise (the message says how), or no call
+                was named and not exactly one waits.
+        """
+        decision = Decision(True, arguments=arguments).payload()
+        self._handle.signal(approval_signal(self._pending_call(call_id)), decision)
+
+    def reject(self, call_id: str | None = None, reason: str | None = None) -> None:
+        """Reject tool call ``call_id`` (the one waiting, if it is alone): the tool does not run, and the
+        model sees ``reason`` as its result.
+
+        Raises:
+            NotFoundError: the run has no such call waiting.
+            ConflictError: the call was already decided otherwise (the message says how).
+        """
+        self._handle.signal(approval_signal(self._pending_call(call_id)), Decision(False, reason).payload())

@@ -15,6 +15,7 @@ from ..errors import ConfigurationError, NotFoundError
 from ..runtime import Budget, Definition, Execution, StepStatus
 from ..runtime.store._sqlite import Synchronous
 from ._agent import Agent
+from ._guardrail import Guardrail
 from ._loop import agent_function
 from ._result import AgentHandle, AgentResult
 
@@ -105,12 +106,14 @@ class AgentRuntime:
         timeout: float | None = None,
         name: str | None = None,
         config: dict[str, Any] | None = None,
+        guardrails: Sequence[Guardrail] | None = None,
         budget: Budget | None = None,
     ) -> AgentResult:
         """Run ``agent`` on ``prompt`` (a crew or flow on ``inputs``) and return its result (see :meth:`start`)."""
         handle = self.start(
-            agent, prompt, inputs=inputs, idempotency_key=idempotency_key, name=name, config=config, budget=budget
-        )
+            agent, prompt, inputs=inputs, idempotency_key=idempotency_key, name=name, config=config,
+            guardrails=guardrails, budget=budget,
+        )  # fmt: skip
         return handle.wait(timeout)
 
     def start(
@@ -122,6 +125,7 @@ class AgentRuntime:
         idempotency_key: str | None = None,
         name: str | None = None,
         config: dict[str, Any] | None = None,
+        guardrails: Sequence[Guardrail] | None = None,
         budget: Budget | None = None,
     ) -> AgentHandle:
         """Start a run and return its handle.
@@ -158,17 +162,29 @@ class AgentRuntime:
         ``google-adk`` extra): ADK's own ``Runner`` runs it on ``prompt`` (text) under ``name`` (default:
         its name), every model call and tool call being a durable step. The result's ``output`` is the
         text of the final response; the execution's output also holds the session's ``events`` and ``state``.
+
+        ``guardrails`` (framework runs): output guardrails check the run's final answer (the result's
+        ``output``) after the framework's runner finishes, input guardrails its prompt before it starts,
+        each check a recorded step inside the execution. ``on_fail="retry"`` asks the framework again with
+        the guardrail's message (not for CrewAI, and not for a LangGraph graph without ``messages``); the
+        result's ``output`` is the checked, maybe fixed, text. The guardrails' names are part of the
+        execution input: a run with other guardrails is another execution.
         """
+        if guardrails and not is_framework_agent(agent):
+            raise ConfigurationError(
+                "guardrails= on run() and start() is for LangGraph graphs, OpenAI Agents SDK agents, CrewAI crews"
+                " and flows and Google ADK agents; give a native Agent its guardrails with Agent(guardrails=[...])"
+            )
         if budget is not None and not isinstance(budget, Budget):
             raise ConfigurationError("budget= takes a Budget(max_tokens=..., max_cost_usd=..., on_exhausted=...)")
         if is_graph(agent):
-            return self._start_graph(agent, prompt, idempotency_key, name, config, budget)
+            return self._start_graph(agent, prompt, idempotency_key, name, config, guardrails, budget)
         if is_openai_agent(agent):
-            return self._start_openai_agent(agent, prompt, idempotency_key, name, budget)
+            return self._start_openai_agent(agent, prompt, idempotency_key, name, guardrails, budget)
         if is_google_adk(agent):
-            return self._start_google_adk(agent, prompt, idempotency_key, name, budget)
+            return self._start_google_adk(agent, prompt, idempotency_key, name, guardrails, budget)
         if is_crewai(agent):
-            return self._start_crewai(agent, _crew_inputs(prompt, inputs), idempotency_key, name, budget)
+            return self._start_crewai(agent, _crew_inputs(prompt, inputs), idempotency_key, name, guardrails, budget)
         if inputs is not None and not isinstance(agent, str):
             raise ConfigurationError("inputs= is for CrewAI crews and flows; an agent takes a prompt")
         if not isinstance(agent, Agent | str):
@@ -209,47 +225,81 @@ class AgentRuntime:
         idempotency_key: str | None,
         name: str | None,
         config: dict[str, Any] | None,
+        guardrails: Sequence[Guardrail] | None,
         budget: Budget | None,
     ) -> AgentHandle:
-        from ..adapters.langgraph._graph import execution_input, graph_function
+        from ..adapters.langgraph._graph import execution_input, graph_function, retry_refusal
         from ..adapters.langgraph._result import GraphHandle
 
         fn = graph_function(graph, name)
-        return GraphHandle(self._start_function(fn, execution_input(value, config), idempotency_key, budget))
+        data = execution_input(value, config)
+        return GraphHandle(self._start_function(fn, data, idempotency_key, guardrails, retry_refusal(graph), budget))
 
     def _start_openai_agent(
-        self, agent: Any, value: Any, idempotency_key: str | None, name: str | None, budget: Budget | None
+        self,
+        agent: Any,
+        value: Any,
+        idempotency_key: str | None,
+        name: str | None,
+        guardrails: Sequence[Guardrail] | None,
+        budget: Budget | None,
     ) -> AgentHandle:
         from ..adapters.openai_agents._agent import agent_function, execution_input
 
         fn = agent_function(agent, name)
-        return AgentHandle(self._start_function(fn, execution_input(value), idempotency_key, budget))
+        return AgentHandle(self._start_function(fn, execution_input(value), idempotency_key, guardrails, budget=budget))
 
     def _start_google_adk(
-        self, target: Any, value: Any, idempotency_key: str | None, name: str | None, budget: Budget | None
+        self,
+        target: Any,
+        value: Any,
+        idempotency_key: str | None,
+        name: str | None,
+        guardrails: Sequence[Guardrail] | None,
+        budget: Budget | None,
     ) -> AgentHandle:
         from ..adapters.google_adk._entry import execution_input_of, function_of
 
         fn = function_of(target, name)
-        return AgentHandle(self._start_function(fn, execution_input_of(target, value), idempotency_key, budget))
+        data = execution_input_of(target, value)
+        return AgentHandle(self._start_function(fn, data, idempotency_key, guardrails, budget=budget))
 
     def _start_crewai(
-        self, target: Any, inputs: Any, idempotency_key: str | None, name: str | None, budget: Budget | None
+        self,
+        target: Any,
+        inputs: Any,
+        idempotency_key: str | None,
+        name: str | None,
+        guardrails: Sequence[Guardrail] | None,
+        budget: Budget | None,
     ) -> AgentHandle:
-        from ..adapters.crewai._entry import execution_input_of, function_of
+        from ..adapters.crewai._entry import RETRY_REFUSAL, execution_input_of, function_of
         from ..adapters.crewai._result import CrewHandle
 
         fn = function_of(target, name)
         data = execution_input_of(target, inputs)
-        handle: AgentHandle = CrewHandle(self._start_function(fn, data, idempotency_key, budget))
+        handle: AgentHandle = CrewHandle(
+            self._start_function(fn, data, idempotency_key, guardrails, RETRY_REFUSAL, budget)
+        )
         return handle
 
     def _start_function(
-        self, fn: Callable[..., Any], data: dict[str, Any], idempotency_key: str | None, budget: Budget | None = None
+        self,
+        fn: Callable[..., Any],
+        data: dict[str, Any],
+        idempotency_key: str | None,
+        guardrails: Sequence[Guardrail] | None = None,
+        retry_refusal: str | None = None,
+        budget: Budget | None = None,
     ) -> ExecutionHandle:
-        """Resume the unfinished execution of ``fn`` on ``data`` with ``budget`` (unless a key is given),
-        else start one; served by a worker thread of this process."""
+        """Resume the unfinished execution of ``fn`` on ``data`` with ``budget`` (unless a key is given), else start one;
+        served by a worker thread of this process. ``guardrails`` are registered for ``fn`` and named in
+        the input (``retry_refusal``: why ``on_fail="retry"`` is refused for this target)."""
         function_name = FunctionDefinition.of(fn).name
+        if guardrails:
+            from ..adapters._guardrails import guarded_input
+
+            data = guarded_input(data, guardrails, function_name=function_name, retry=retry_refusal)
         execution = None if idempotency_key else self._unfinished(function_name, data, budget)
         if execution is None:
             execution = self.client.create_execution(

@@ -9,13 +9,15 @@ import inspect
 import json
 import re
 import typing
-from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..durable import InDoubt
 from ..errors import ConfigurationError
+from ._guarding import check_guardrails
+from ._guardrail import Guardrail
 from ._types import ToolSpec
 
 __all__ = ["ToolContext", "ToolDefinition", "ToolError", "tool"]
@@ -65,6 +67,15 @@ class ToolDefinition:
     retry_delay: float = 1.0
     in_doubt: InDoubt = InDoubt.REEXECUTE
     """What to do with a call that started in a process that died."""
+    guardrails: tuple[Guardrail, ...] = ()
+    """Checks on each call's arguments (``position="input"``, the arguments as JSON text) and on its
+    result (``"output"``, the result as text), each a recorded step."""
+    approval_required: bool = False
+    """Each call waits for a person to approve, reject or edit it before it runs."""
+    approval_timeout: float | None = None
+    """Seconds a call waits for a decision before :attr:`approval_default` is taken (``None``: forever)."""
+    approval_default: str = "reject"
+    """The decision taken when :attr:`approval_timeout` passes: ``"approve"`` or ``"reject"``."""
 
     @property
     def is_async(self) -> bool:
@@ -83,7 +94,7 @@ class ToolDefinition:
             return found
         if callable(obj):
             return _define(obj, name=None, description=None, timeout=None, retries=0, retry_delay=1.0,
-                           in_doubt=InDoubt.REEXECUTE)  # fmt: skip
+                           in_doubt=InDoubt.REEXECUTE, approval=_Approval())  # fmt: skip
         raise ConfigurationError(f"{obj!r} is not a tool: pass functions decorated with @tool")
 
     def parse(self, arguments: str) -> dict[str, Any]:
@@ -150,6 +161,32 @@ def _describe(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
     return summary, params
 
 
+@dataclasses.dataclass(frozen=True)
+class _Approval:
+    required: bool = False
+    timeout: float | None = None
+    default: str = "reject"
+
+    def check(self, tool_name: str) -> None:
+        if not isinstance(self.required, bool):
+            raise ConfigurationError(f"tool {tool_name}: approval_required must be True or False")
+        if self.default not in ("approve", "reject"):
+            raise ConfigurationError(
+                f"tool {tool_name}: approval_default must be 'approve' or 'reject', not {self.default!r}"
+            )
+        if self.timeout is not None:
+            if isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float) or not self.timeout > 0:
+                raise ConfigurationError(
+                    f"tool {tool_name}: approval_timeout must be a positive number of seconds (or None to wait"
+                    f" forever), not {self.timeout!r}"
+                )
+            if not self.required:
+                raise ConfigurationError(
+                    f"tool {tool_name}: approval_timeout is set but approval_required is not; pass"
+                    " approval_required=True too"
+                )
+
+
 def _define(
     fn: Callable[..., Any],
     *,
@@ -159,12 +196,19 @@ def _define(
     retries: int,
     retry_delay: float,
     in_doubt: InDoubt,
+    approval: _Approval,
+    guardrails: Sequence[Guardrail] = (),
 ) -> ToolDefinition:
     tool_name = name or fn.__name__
     if not _NAME.match(tool_name):
         raise ConfigurationError(f"tool name {tool_name!r} is not valid: use 1 to 64 letters, digits, _ and -")
     if timeout is not None and timeout <= 0:
         raise ConfigurationError(f"tool {tool_name}: timeout must be positive")
+    try:
+        checks = check_guardrails(guardrails)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"tool {tool_name}: {exc}") from None
+    approval.check(tool_name)
     summary, param_docs = _describe(fn)
     try:
         hints = typing.get_type_hints(fn)
@@ -197,6 +241,10 @@ def _define(
         retries=retries,
         retry_delay=retry_delay,
         in_doubt=in_doubt,
+        guardrails=checks,
+        approval_required=approval.required,
+        approval_timeout=None if approval.timeout is None else float(approval.timeout),
+        approval_default=approval.default,
     )
 
 
@@ -211,6 +259,10 @@ def tool(
     retries: int = 0,
     retry_delay: float = 1.0,
     in_doubt: InDoubt = InDoubt.REEXECUTE,
+    guardrails: Sequence[Guardrail] = (),
+    approval_required: bool = False,
+    approval_timeout: float | None = None,
+    approval_default: Literal["approve", "reject"] = "reject",
 ) -> Callable[[F], F]: ...
 def tool(
     fn: F | None = None,
@@ -222,6 +274,10 @@ def tool(
     retries: int = 0,
     retry_delay: float = 1.0,
     in_doubt: InDoubt = InDoubt.REEXECUTE,
+    guardrails: Sequence[Guardrail] = (),
+    approval_required: bool = False,
+    approval_timeout: float | None = None,
+    approval_default: Literal["approve", "reject"] = "reject",
 ) -> F | Callable[[F], F]:
     """Make a function (sync or async) a tool an agent's model can call.
 
@@ -237,12 +293,25 @@ def tool(
         retries: Extra attempts when the tool raises, with ``retry_delay`` doubling between them.
         retry_delay: Seconds before the first retry.
         in_doubt: What to do with a call that started in a process that died.
+        guardrails: Checks on the call's arguments (input guardrails: a failure sends the model an
+            error instead of running the tool, or fixes the arguments) and on its result (output
+            guardrails: the model gets the guardrail's message instead, or the fixed text).
+        approval_required: Each call waits (durably: no process is held) for a person to approve it,
+            reject it with a reason the model reads as the result, or approve it with edited
+            arguments, before it runs.
+        approval_timeout: Seconds a call waits for a decision; then ``approval_default`` is taken
+            (and recorded as the decision). ``None`` waits forever.
+        approval_default: ``"reject"`` (the default) or ``"approve"``: the decision taken at the timeout.
+
+    Raises:
+        ConfigurationError: A name, timeout or approval setting is not valid.
     """
+    approval = _Approval(approval_required, approval_timeout, approval_default)
 
     def decorate(func: F) -> F:
         func.__agentspan_tool__ = _define(  # type: ignore[attr-defined]
             func, name=name, description=description, timeout=timeout, retries=retries,
-            retry_delay=retry_delay, in_doubt=in_doubt,
+            retry_delay=retry_delay, in_doubt=in_doubt, approval=approval, guardrails=guardrails,
         )  # fmt: skip
         return func
 

@@ -107,6 +107,8 @@ class Follower:
                 return f"  … {kind}{again} running"
             case "step.completed" if data.get("resolved_by") == "server":
                 return "  ✓ the awaited event arrived"
+            case "step.completed" if data.get("passed") is False:
+                return f"  ✗ {kind}{again} refused: {_short(str(data.get('message') or ''))}"
             case "step.completed":
                 return f"  ✓ {kind}{again}"
             case "step.failed":

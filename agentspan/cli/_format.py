@@ -151,6 +151,10 @@ def _summary(step: Step) -> Any:
         return f"calls {', '.join(calls)}" if calls else message.get("content")
     if step.kind == "agent" and isinstance(output, dict):
         return output.get("output")
+    if step.kind == "guardrail" and isinstance(output, dict):
+        if output.get("passed"):
+            return "passed"
+        return f"failed: {output.get('message') or 'no message'}"
     return output
 
 

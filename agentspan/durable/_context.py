@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..errors import DivergenceError, InDoubtStepError, NotJSONError
+from ..errors import ConflictError, DivergenceError, InDoubtStepError, NotJSONError
 from ..runtime import Claim, DivergenceRecord, Step, StepRecord, StepStatus, WaitInfo
 from ._budget import BudgetGate
 from ._codec import error_info, fingerprint, rebuild_error
@@ -270,16 +270,56 @@ class DurableContext:
         raise exc
 
     # --- waiting ----------------------------------------------------------------------------------------
-    def wait_for_signal(self, signal: str, *, kind: str = "signal", details: dict[str, Any] | None = None) -> Any:
+    def wait_for_signal(
+        self,
+        signal: str,
+        *,
+        kind: str = "signal",
+        details: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        default: Any = None,
+        ordered: bool = True,
+    ) -> Any:
         """The payload of ``signal``; suspends the execution until it is delivered.
 
-        ``details`` (JSON) are recorded with the waiting step, for whoever answers (a tool call's name
-        and arguments for an approval)."""
-        call = self._wait_step(kind, signal, {"signal": signal, **(details or {})})
-        if call.recorded is not None and call.recorded.status is StepStatus.COMPLETED:
-            return call.recorded.output
-        call.suspend(WaitInfo(signal=signal))
+        Args:
+            signal: The signal's name.
+            kind: The waiting step's kind (``signal``, ``approval``...).
+            details: JSON recorded with the waiting step, for whoever answers (a tool call's name and
+                arguments for an approval).
+            timeout: Seconds to wait (from the first time the wait is recorded); then ``default`` is
+                delivered as the signal itself, through the runtime, so exactly one payload is ever
+                recorded (if another arrived first, that one is returned).
+            default: The payload delivered when ``timeout`` passes.
+            ordered: ``False`` for a wait named by a unique id (a tool call's) among waits and steps
+                that may start in another order on a rerun (see :func:`~agentspan.durable.run_step`).
+        """
+        call = self._wait_step(kind, signal, {"signal": signal, **(details or {})}, ordered)
+        recorded = call.recorded
+        if recorded is not None and recorded.status is StepStatus.COMPLETED:
+            return recorded.output
+        wake_at = None
+        if timeout is not None:
+            if recorded is not None and recorded.wait is not None and recorded.wait.wake_at is not None:
+                wake_at = recorded.wait.wake_at
+            else:
+                wake_at = self.now() + timedelta(seconds=timeout)
+            if recorded is not None and wake_at <= self.now():
+                return self._deliver_default(call, signal, default)
+        call.suspend(WaitInfo(signal=signal, wake_at=wake_at))
         raise Suspended(signal)
+
+    def _deliver_default(self, call: _Call, signal: str, default: Any) -> Any:
+        """Deliver ``default`` as ``signal`` (the wait timed out); the payload recorded wins."""
+        try:
+            self.writer.client.send_signal(self.execution_id, signal, default)
+        except ConflictError:
+            # Someone decided while this worker replayed: the server recorded theirs on the step.
+            for step in self.writer.client.get_journal(self.execution_id):
+                if step.key == call.key and step.status is StepStatus.COMPLETED:
+                    return step.output
+            raise
+        return default
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` durably: the execution is suspended and resumed by the server's timer."""
@@ -293,7 +333,7 @@ class DurableContext:
         call.suspend(WaitInfo(wake_at=wake_at))
         raise Suspended("timer")
 
-    def _wait_step(self, kind: str, name: str, input_data: Any) -> _Call:
+    def _wait_step(self, kind: str, name: str, input_data: Any, ordered: bool = True) -> _Call:
         if self.stop_requested.is_set():
             raise WorkerStopping()
         found = _current.get()
@@ -301,7 +341,7 @@ class DurableContext:
         fp = fingerprint(input_data)
         with self._lock:
             key = self._next_key(parent, name, fp)
-            recorded = self._lookup(parent, key)
+            recorded = self._lookup(parent, key, ordered)
         return _Call(self, kind, name, parent, key, fp, input_data, recorded)
 
 

@@ -69,6 +69,9 @@ class JournalWriter:
         retry_seconds: float = 30.0,
     ) -> None:
         self._client = client
+        self.client = client
+        """The transport, for the few calls a running execution makes besides its records (a
+        default decision delivered as a signal)."""
         self.inline = client.inline_writes
         """Writes are cheap in-process calls (the local transport), so async code may block on them."""
         self._execution_id = execution_id

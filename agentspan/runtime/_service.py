@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError, NotJSONError, PayloadTooLargeError
-from ._approval import APPROVAL_PREFIX, decision_of
+from ._approval import APPROVAL_PREFIX, Decision, check_arguments, decision_of
 from ._budget import BUDGET_PREFIX, Budget, raise_of
 from ._human import HUMAN_PREFIX, feedback_of
 from ._models import (
@@ -303,11 +303,14 @@ class Service:
         if not name or len(name) > 200:
             raise InvalidInputError("a signal name must be 1 to 200 characters")
         if name.startswith(APPROVAL_PREFIX):
-            decision_of(payload)  # a malformed decision is refused here, not found by the waiting run
-        elif name.startswith(HUMAN_PREFIX):
-            feedback_of(payload)  # likewise a malformed answer to a request for human input
+            return self._decide(execution_id, name, payload)
+        if name.startswith(HUMAN_PREFIX):
+            feedback_of(payload)  # a malformed answer is refused here, not found by the waiting run
         elif name.startswith(BUDGET_PREFIX):
             raise_of(payload)  # likewise a malformed budget raise
+        return self._deliver(execution_id, name, payload)
+
+    def _deliver(self, execution_id: str, name: str, payload: Any) -> Execution:
         execution = self.store.deliver_signal(execution_id, name, self._json(payload, "signal payload"), self.now())
         self.notifier.notify(_WORK, _events_topic(execution_id))
         return execution
@@ -333,6 +336,54 @@ class Service:
             )
         assert signal is not None
         return self.send_signal(execution_id, signal, payload)
+
+    def _decide(self, execution_id: str, name: str, payload: Any) -> Execution:
+        """Deliver an approval decision, checked against the wait it answers: nothing is recorded for a
+        malformed decision (400), an unknown call (404) or edited arguments the tool's schema refuses
+        (400); a second, different decision gets a 409 naming the one recorded."""
+        decision = decision_of(payload)
+        call_id = name.removeprefix(APPROVAL_PREFIX)
+        waits, recorded = self.store.signal_state(execution_id, name)
+        if recorded is not None:
+            return self._decided_already(execution_id, call_id, decision, recorded)
+        if not waits:
+            raise NotFoundError(
+                f"execution {execution_id} has no tool call {call_id!r} waiting for approval"
+                " (see its pending approvals for the call ids)",
+                execution_id=execution_id,
+            )
+        details = waits[-1].input if isinstance(waits[-1].input, dict) else {}
+        if decision.arguments is not None:
+            schema = details.get("schema")
+            if not isinstance(schema, dict):
+                # Only native tools record a schema; a framework's own approval has no way to take
+                # other arguments, so an edit would be silently dropped.
+                raise InvalidInputError(
+                    f"call {call_id} of execution {execution_id} waits in a framework's own approval, which"
+                    " takes no edited arguments: edits are not supported for this wait; approve it"
+                    ' ({"approved": true}) or reject it ({"approved": false, "reason": "..."})',
+                    execution_id=execution_id,
+                )
+            check_arguments(str(details.get("tool") or call_id), schema, decision.arguments)
+        try:
+            # The decision is stored in one form, so that the same decision sent again in another form
+            # (true, "approve", {"approved": true}) is the same payload: idempotent.
+            return self._deliver(execution_id, name, decision.payload())
+        except ConflictError:
+            _, recorded = self.store.signal_state(execution_id, name)
+            if recorded is None:
+                raise  # the execution ended: no decision applies any more
+            return self._decided_already(execution_id, call_id, decision, recorded)
+
+    def _decided_already(self, execution_id: str, call_id: str, decision: Decision, recorded: str) -> Execution:
+        """The same decision again is a no-op; a different one a ``ConflictError`` naming the first."""
+        first = decision_of(json.loads(recorded))
+        if first == decision:
+            return self.get_execution(execution_id)
+        raise ConflictError(
+            f"call {call_id} was already {first.describe()}; a decision is recorded once",
+            execution_id=execution_id,
+        )
 
     # events --------------------------------------------------------------------------------------------
     def get_events(self, execution_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:

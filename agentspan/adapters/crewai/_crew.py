@@ -23,6 +23,7 @@ from ...durable import FunctionDefinition, run_step
 from ...durable._codec import Codec, to_json
 from ...durable._definitions import _check_name
 from ...errors import ConfigurationError, InvalidInputError
+from ._guard import guarded_run
 from ._human import human_input
 from ._output import crew_output_json, crew_output_of, run_output
 from ._patch import install
@@ -171,10 +172,10 @@ def crew_function(crew: Crew, name: str | None = None) -> Callable[..., Any]:
     if name in known:
         return known[name]
 
-    def entry(inputs: Any = None, mode: str = "kickoff") -> dict[str, Any]:
+    def entry(inputs: Any = None, mode: str = "kickoff", guardrails: list[str] | None = None) -> dict[str, Any]:
         if mode not in MODES:
             raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        return run_crew(crew, inputs, mode)
+        return guarded_run(name, guardrails, inputs, lambda found: run_crew(crew, found, mode))
 
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
         name=name, fn=entry, strict=False, codec=Codec(None)

@@ -8,8 +8,9 @@ from typing import Any
 
 from ...errors import ConfigurationError
 from ._crew import check_inputs, crew_function, execution_input, is_crew
+from ._guard import RETRY_REFUSAL
 
-__all__ = ["describe", "execution_input_of", "function_of"]
+__all__ = ["RETRY_REFUSAL", "describe", "execution_input_of", "function_of"]
 
 
 def _is_flow(target: Any) -> bool:

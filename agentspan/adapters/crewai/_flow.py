@@ -51,6 +51,7 @@ from ...errors import ConfigurationError, InvalidInputError, NotJSONError
 from .._typed import decode_typed, encode_typed, model_path
 from ._crew import check_inputs
 from ._dropin import DurableTarget, outcome, start
+from ._guard import guarded_run
 from ._human import ask_human, human_input
 from ._patch import install
 from ._scope import crewai_run, raise_if_failed
@@ -372,8 +373,8 @@ def flow_function(flow: Any, name: str | None = None) -> Callable[..., Any]:
     if name in known:
         return known[name]
 
-    def entry(inputs: Any = None) -> dict[str, Any]:
-        return run_flow(flow, inputs)
+    def entry(inputs: Any = None, guardrails: list[str] | None = None) -> dict[str, Any]:
+        return guarded_run(name, guardrails, inputs, lambda found: run_flow(flow, found))
 
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
         name=name, fn=entry, strict=False, codec=Codec(None)

@@ -29,11 +29,13 @@ from google.adk.runners import Runner
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from google.genai import types
 
+from ...agents._guarding import Guarding
 from ...durable import FunctionDefinition
 from ...durable._codec import Codec, to_json
 from ...durable._context import current_context
 from ...durable._definitions import _check_name
 from ...errors import ConfigurationError
+from .._guardrails import check_answer_async, guarding_of
 from ._approval import long_running_results
 from ._patch import install
 from ._scope import adk_run, raise_if_failed
@@ -116,11 +118,16 @@ def _usage(events: list[Any]) -> dict[str, int]:
     return usage
 
 
-def run_output(target: Any, events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
-    """The execution output of a finished run: its session's ``events`` and ``state``."""
+def _final_text(events: list[Any]) -> str:
+    """The text of the run's final response."""
     # The user's own message counts as a "final response" for ADK: the answer is the last agent event's text.
     final = next((e for e in reversed(events) if e.author != "user" and e.is_final_response() and _text(e)), None)
-    output = _text(final) if final is not None else ""
+    return _text(final) if final is not None else ""
+
+
+def run_output(target: Any, events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
+    """The execution output of a finished run: its session's ``events`` and ``state``."""
+    output = _final_text(events)
     structured = None
     if getattr(_root(target), "output_schema", None) is not None and output:
         try:
@@ -138,7 +145,10 @@ def run_output(target: Any, events: list[Any], state: dict[str, Any]) -> dict[st
     }
 
 
-async def _attempt(target: Any, execution_id: str, prompt: str, run_config: RunConfig | None) -> dict[str, Any]:
+async def _attempt(
+    target: Any, execution_id: str, prompt: str, run_config: RunConfig | None, guarding: Guarding | None = None
+) -> dict[str, Any]:
+    checked: str | None = None
     with adk_run(execution_id) as state:
         sessions = InMemorySessionService()
         runner = _runner(target, sessions)
@@ -146,25 +156,45 @@ async def _attempt(target: Any, execution_id: str, prompt: str, run_config: RunC
             session = await sessions.create_session(
                 app_name=runner.app_name, user_id=USER_ID, session_id=f"{state.tag}-session"
             )
-            message = types.Content(role="user", parts=[types.Part(text=prompt)])
-            async for _ in runner.run_async(
-                user_id=USER_ID, session_id=session.id, new_message=message, run_config=run_config
-            ):
-                raise_if_failed(state)
-            raise_if_failed(state)
-            found = await sessions.get_session(app_name=runner.app_name, user_id=USER_ID, session_id=session.id)
-            # Long-running calls left unanswered: wait (durably) for their results, then run on with them.
-            while found is not None and (answer := long_running_results(list(found.events))) is not None:
+
+            async def turn(message: types.Content) -> Any:
+                """Run the agent on ``message`` in the session, to its end; the session afterwards."""
                 async for _ in runner.run_async(
-                    user_id=USER_ID, session_id=session.id, new_message=answer, run_config=run_config
+                    user_id=USER_ID, session_id=session.id, new_message=message, run_config=run_config
                 ):
                     raise_if_failed(state)
                 raise_if_failed(state)
                 found = await sessions.get_session(app_name=runner.app_name, user_id=USER_ID, session_id=session.id)
+                # Long-running calls left unanswered: wait (durably) for their results, then run on with them.
+                while found is not None and (answer := long_running_results(list(found.events))) is not None:
+                    async for _ in runner.run_async(
+                        user_id=USER_ID, session_id=session.id, new_message=answer, run_config=run_config
+                    ):
+                        raise_if_failed(state)
+                    raise_if_failed(state)
+                    found = await sessions.get_session(app_name=runner.app_name, user_id=USER_ID, session_id=session.id)
+                assert found is not None
+                return found
+
+            if guarding is not None:
+                prompt = (await guarding.check_async("input", prompt, subject="prompt", can_retry=False)).text
+            found = await turn(_user_message(prompt))
+            if guarding is not None:
+
+                async def again(_: Any, feedback: str) -> Any:
+                    return await turn(_user_message(feedback))  # a new user message in the same session
+
+                found, checked = await check_answer_async(guarding, found, lambda s: _final_text(list(s.events)), again)
         finally:
             await runner.close()
-        assert found is not None
-        return run_output(target, list(found.events), dict(found.state))
+        output = run_output(target, list(found.events), dict(found.state))
+        if checked is not None and checked != output["output"]:
+            output.update(output=checked, structured=None)  # the structured form holds what was replaced
+        return output
+
+
+def _user_message(text: str) -> types.Content:
+    return types.Content(role="user", parts=[types.Part(text=text)])
 
 
 def agent_function(target: Any, name: str | None = None, *, run_config: RunConfig | None = None) -> Callable[..., Any]:
@@ -192,7 +222,8 @@ def agent_function(target: Any, name: str | None = None, *, run_config: RunConfi
         if name in known:
             return known[name]
 
-    async def entry(prompt: str) -> dict[str, Any]:
+    async def entry(prompt: str, guardrails: list[str] | None = None) -> dict[str, Any]:
+        guarding = guarding_of(name, guardrails, "google_adk")
         if not isinstance(prompt, str):
             raise ConfigurationError(f"the prompt of an ADK agent is text, not {type(prompt).__name__}")
         install()  # model and tool classes defined since the function was made
@@ -201,7 +232,7 @@ def agent_function(target: Any, name: str | None = None, *, run_config: RunConfi
         # In a task of its own (a copy of this context): ADK's id provider is reset to its default at
         # the end, which must not reach the caller's context.
         task = asyncio.get_running_loop().create_task(
-            _attempt(target, execution_id, prompt, run_config), context=contextvars.copy_context()
+            _attempt(target, execution_id, prompt, run_config, guarding), context=contextvars.copy_context()
         )
         return await task
 

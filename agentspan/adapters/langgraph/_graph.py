@@ -24,6 +24,7 @@ With a stream token in the input (``AgentRuntime.stream``), each pass runs with 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 import weakref
@@ -40,12 +41,14 @@ from ...durable._codec import Codec, to_json
 from ...durable._context import current_context
 from ...durable._definitions import _check_name
 from ...errors import ConfigurationError
+from .._guardrails import check_answer, check_answer_async, guarding_of
+from ._guard import answer_text, check_prompt, feedback_input, guardable, with_answer
 from ._keys import RunState, TaskRecorder, reset_run, use_run
 from ._patch import install
 from ._serde import decode_state, input_to_json, safe_json, state_to_json
 from ._stream import Sink, find_sink, internal_modes
 
-__all__ = ["INTERRUPT_STEP", "graph_function", "graph_input", "graph_name", "interrupt_signal"]
+__all__ = ["INTERRUPT_STEP", "graph_function", "graph_input", "graph_name", "interrupt_signal", "retry_refusal"]
 
 DEFAULT_NAME = "langgraph"
 _LANGGRAPH_DEFAULT_NAME = "LangGraph"
@@ -232,8 +235,13 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
     if _is_async(graph):
 
         async def async_entry(
-            input: Any = None, config: dict[str, Any] | None = None, stream: str | None = None, prompt: Any = None
+            input: Any = None,
+            config: dict[str, Any] | None = None,
+            stream: str | None = None,
+            prompt: Any = None,
+            guardrails: list[str] | None = None,
         ) -> Any:
+            guarding = guarding_of(name, guardrails, "langgraph")
             cfg = copy.deepcopy(config or {})
             configurable = _thread_config(graph, cfg)
             if configurable is not None:
@@ -244,26 +252,49 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
 
                 _start_checkpoint(configurable, await run_step_async("step", "langgraph.checkpoint", request, head))
             sink = find_sink(stream)
+            count = 0
+
+            async def run_pass(value: Any) -> Any:
+                nonlocal count
+                state = await _arun(graph, value, cfg, sink)
+                while pending := _interrupts(state, configurable):
+                    count += 1
+                    command = _wait_for_answer(count, pending)
+                    _from_latest(configurable)
+                    state = await _arun(graph, command, cfg, sink)
+                return state
+
+            checked: str | None = None
             try:
                 with _run_scope(cfg):
-                    state = await _arun(graph, _graph_value(graph, input, prompt), cfg, sink)
-                    count = 0
-                    while pending := _interrupts(state, configurable):
-                        count += 1
-                        command = _wait_for_answer(count, pending)
-                        _from_latest(configurable)
-                        state = await _arun(graph, command, cfg, sink)
+                    value = _graph_value(graph, input, prompt)
+                    if guarding is not None:
+                        value = await asyncio.to_thread(check_prompt, guarding, value)
+                    state = await run_pass(value)
+                    if guarding is not None:
+
+                        async def again(previous: Any, feedback: str) -> Any:
+                            _from_latest(configurable)
+                            return await run_pass(feedback_input(value, previous, feedback, configurable is not None))
+
+                        state, checked = await check_answer_async(guarding, state, answer_text, again)
             finally:
                 if sink is not None:
                     sink.finish()
-            return state_to_json(state)
+            output = state_to_json(state)
+            return output if checked is None else with_answer(output, checked)
 
         entry: Callable[..., Any] = async_entry
     else:
 
         def sync_entry(
-            input: Any = None, config: dict[str, Any] | None = None, stream: str | None = None, prompt: Any = None
+            input: Any = None,
+            config: dict[str, Any] | None = None,
+            stream: str | None = None,
+            prompt: Any = None,
+            guardrails: list[str] | None = None,
         ) -> Any:
+            guarding = guarding_of(name, guardrails, "langgraph")
             cfg = copy.deepcopy(config or {})
             configurable = _thread_config(graph, cfg)
             if configurable is not None:
@@ -274,19 +305,37 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
                 )  # fmt: skip
                 _start_checkpoint(configurable, found)
             sink = find_sink(stream)
+            count = 0
+
+            def run_pass(value: Any) -> Any:
+                nonlocal count
+                state = _run(graph, value, cfg, sink)
+                while pending := _interrupts(state, configurable):
+                    count += 1
+                    command = _wait_for_answer(count, pending)
+                    _from_latest(configurable)
+                    state = _run(graph, command, cfg, sink)
+                return state
+
+            checked: str | None = None
             try:
                 with _run_scope(cfg):
-                    state = _run(graph, _graph_value(graph, input, prompt), cfg, sink)
-                    count = 0
-                    while pending := _interrupts(state, configurable):
-                        count += 1
-                        command = _wait_for_answer(count, pending)
-                        _from_latest(configurable)
-                        state = _run(graph, command, cfg, sink)
+                    value = _graph_value(graph, input, prompt)
+                    if guarding is not None:
+                        value = check_prompt(guarding, value)
+                    state = run_pass(value)
+                    if guarding is not None:
+
+                        def again(previous: Any, feedback: str) -> Any:
+                            _from_latest(configurable)  # asked again on the thread as the first pass left it
+                            return run_pass(feedback_input(value, previous, feedback, configurable is not None))
+
+                        state, checked = check_answer(guarding, state, answer_text, again)
             finally:
                 if sink is not None:
                     sink.finish()
-            return state_to_json(state)
+            output = state_to_json(state)
+            return output if checked is None else with_answer(output, checked)
 
         entry = sync_entry
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
@@ -294,6 +343,13 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
     )
     known[name] = entry
     return entry
+
+
+def retry_refusal(graph: Any) -> str | None:
+    """Why guardrails cannot ask ``graph`` again (never: a graph that can be guarded can be asked again);
+    a clear error for a graph that cannot be guarded at all (see :func:`._guard.guardable`)."""
+    guardable(graph)
+    return None
 
 
 def execution_input(value: Any, config: dict[str, Any] | None = None, stream: str | None = None) -> dict[str, Any]:

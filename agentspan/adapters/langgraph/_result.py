@@ -11,20 +11,9 @@ from ...agents._types import Usage
 from ...errors import ConflictError
 from ...runtime import Execution, ExecutionStatus, StepStatus
 from ._graph import INTERRUPT_STEP
+from ._guard import content_text as _text
 
 __all__ = ["GraphHandle", "PendingInterrupt", "graph_result"]
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part if isinstance(part, str) else str(part.get("text", ""))
-            for part in content
-            if isinstance(part, str) or (isinstance(part, dict) and part.get("type", "text") == "text")
-        )
-    return ""
 
 
 def graph_result(execution: Execution) -> AgentResult:

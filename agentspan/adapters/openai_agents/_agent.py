@@ -24,6 +24,8 @@ from ...durable import FunctionDefinition
 from ...durable._codec import Codec, to_json
 from ...durable._context import current_context
 from ...durable._definitions import _check_name
+from ...errors import ConfigurationError
+from .._guardrails import check_answer_async, guarding_of
 from . import _live
 from ._approval import resolve_approvals
 from ._model import DurableModelProvider
@@ -106,6 +108,21 @@ def _tool_calls(items: list[Any]) -> list[dict[str, Any]]:
     return found
 
 
+async def _check_prompt(guarding: Any, prompt: Any) -> Any:
+    """Check the prompt (a string, or the last user item's text) with the input guardrails."""
+    if isinstance(prompt, str):
+        return (await guarding.check_async("input", prompt, subject="prompt", can_retry=False)).text
+    if isinstance(prompt, list):
+        for index in range(len(prompt) - 1, -1, -1):
+            item = prompt[index]
+            if isinstance(item, dict) and item.get("role") == "user" and isinstance(item.get("content"), str):
+                verdict = await guarding.check_async("input", item["content"], subject="prompt", can_retry=False)
+                return [*prompt[:index], {**item, "content": verdict.text}, *prompt[index + 1 :]]
+    raise ConfigurationError(
+        "input guardrails check the prompt's text: give a string or a list ending in a user message"
+    )
+
+
 def run_output(result: Any, usage: dict[str, int]) -> dict[str, Any]:
     """The execution output for a finished ``RunResult``; ``usage`` counts every model call of the run."""
     final = result.final_output
@@ -181,7 +198,8 @@ def agent_function(
             return known[name]
     options: dict[str, Any] = {} if max_turns is None else {"max_turns": max_turns}
 
-    async def entry(prompt: Any) -> dict[str, Any]:
+    async def entry(prompt: Any, guardrails: list[str] | None = None) -> dict[str, Any]:
+        guarding = guarding_of(name, guardrails, "openai_agents")
         found = current_context()
         live = _live.find(found[0].execution_id) if found is not None else None
         kwargs = dict(options)
@@ -200,16 +218,29 @@ def agent_function(
             if live is not None:
                 live.finish(result)
 
+        async def again(previous: Any, feedback: str) -> Any:
+            # Asked again with the guardrail's message: the conversation so far plus one user message.
+            value = [*previous.to_input_list(), {"role": "user", "content": feedback}]
+            return await resolve_approvals(await run(value), run, waiting)
+
+        checked: str | None = None
         with agentspan_run() as usage:
             try:
+                if guarding is not None and guarding.of("input"):
+                    prompt = await _check_prompt(guarding, prompt)
                 result = await resolve_approvals(await run(prompt), run, waiting)
+                if guarding is not None:
+                    result, checked = await check_answer_async(guarding, result, lambda r: _text(r.final_output), again)
             except Exception as exc:
                 if live is not None:
                     live.finish(error=exc)
                 raise
         if live is not None:
             live.finish(result)
-        return run_output(result, usage.as_dict())
+        output = run_output(result, usage.as_dict())
+        if checked is not None and checked != output["output"]:
+            output.update(output=checked, structured=None)  # the structured form holds what was replaced
+        return output
 
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
         name=name, fn=entry, strict=False, codec=Codec(None)

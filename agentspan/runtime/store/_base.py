@@ -132,6 +132,12 @@ class Store(abc.ABC):
         """Store a signal once per name; complete the step waiting for it and re-queue the execution
         if it waits. ``ConflictError`` if the name was delivered with a different payload."""
 
+    @abc.abstractmethod
+    def signal_state(self, execution_id: str, name: str) -> tuple[list[Step], str | None]:
+        """The steps (current, not superseded) that wait on signal ``name`` or were resolved by it, and
+        the payload it was delivered with (``None`` if it was not); ``NotFoundError`` for an unknown
+        execution. Lets the service check a decision against the wait it answers."""
+
     # events --------------------------------------------------------------------------------------
     @abc.abstractmethod
     def events_after(self, execution_id: str, after_id: int, limit: int) -> list[Event]:

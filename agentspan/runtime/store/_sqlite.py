@@ -376,6 +376,10 @@ class SQLiteStore(Store):
                 execution_id=execution_id,
             )
         data: dict[str, Any] = {"key": r.key, "kind": r.kind, "name": r.name, "attempt": r.attempt}
+        if r.kind == "guardrail" and r.status is StepStatus.COMPLETED and isinstance(r.output, dict):
+            # A check completes whether the text passed or not: followers show which (not the text).
+            data["passed"] = r.output.get("passed") is True
+            data["message"] = str(r.output.get("message") or "")[:200]
         if r.error is not None:
             data["error"] = r.error.model_dump()
         self._event(conn, execution_id, f"step.{r.status.value}", data, now)
@@ -521,7 +525,9 @@ class SQLiteStore(Store):
             if previous["status"] == ExecutionStatus.WAITING.value:
                 for step in conn.execute(
                     "SELECT key FROM steps WHERE execution_id = ? AND generation = 0 AND status = 'suspended'"
-                    " AND wake_at IS NOT NULL AND wake_at <= ?",
+                    # A signal's wait with a deadline (an approval's timeout) is not resolved here: the
+                    # worker delivers the default decision as the signal, so it is recorded once.
+                    " AND wake_at IS NOT NULL AND wake_at <= ? AND signal IS NULL",
                     (execution_id, now),
                 ).fetchall():
                     self._resolve_step(conn, execution_id, step["key"], "null", now)
@@ -653,6 +659,21 @@ class SQLiteStore(Store):
                 )
                 self._event(conn, execution_id, "execution.queued", {}, now)
             return conv.execution(self._row(conn, execution_id))
+
+    def signal_state(self, execution_id: str, name: str) -> tuple[list[Step], str | None]:
+        with self._held():
+            self._row(self._conn, execution_id)
+            steps = conv.steps(
+                self._conn.execute(
+                    f"SELECT {conv.STEP_COLUMNS} FROM steps WHERE execution_id = ? AND generation = 0 AND signal = ?"
+                    " ORDER BY seq",
+                    (execution_id, name),
+                ).fetchall()
+            )
+            row = self._conn.execute(
+                "SELECT payload FROM signals WHERE execution_id = ? AND name = ?", (execution_id, name)
+            ).fetchone()
+        return steps, None if row is None else str(row["payload"])
 
     # events ---------------------------------------------------------------------------------------------
     def events_after(self, execution_id: str, after_id: int, limit: int) -> list[Event]:
