@@ -14,6 +14,7 @@ by category::
     ├── ConfigurationError         the runtime is configured in a way that cannot work
     ├── TransportError             the server could not be reached or answered 5xx (retryable)
     ├── UnavailableError           the runtime cannot serve this now, try again (HTTP 503, retryable)
+    ├── BudgetExceededError        a model call would start with the execution's token or cost budget spent
     ├── ExecutionError             an execution ended badly, raised to whoever waits on it
     │   ├── ExecutionFailedError   the durable function raised
     │   └── ExecutionCancelledError
@@ -30,6 +31,7 @@ from typing import Any
 
 __all__ = [
     "AgentspanError",
+    "BudgetExceededError",
     "ConfigurationError",
     "ConflictError",
     "DivergenceError",
@@ -135,6 +137,22 @@ class UnavailableError(AgentspanError):
     def __init__(self, message: str, *, execution_id: str | None = None, retry_after: float = 1.0) -> None:
         super().__init__(message, execution_id=execution_id)
         self.retry_after = retry_after
+
+
+class BudgetExceededError(AgentspanError):
+    """The execution's budget is spent, so its next model call did not start (``on_exhausted="fail"``).
+
+    Attributes:
+        tokens: Tokens spent by the execution's model calls.
+        cost_usd: Their cost in USD (of the priced models).
+    """
+
+    def __init__(
+        self, message: str, *, execution_id: str | None = None, tokens: int = 0, cost_usd: float = 0.0
+    ) -> None:
+        super().__init__(message, execution_id=execution_id)
+        self.tokens = tokens
+        self.cost_usd = cost_usd
 
 
 class ExecutionError(AgentspanError):

@@ -113,3 +113,19 @@ def test_the_guardrails_example_asks_again_and_keeps_the_card_number_out(tmp_pat
     assert "4111" not in done.stdout
     assert "guardrail no_card_numbers: failed, model asked again" in done.stdout
     assert "guardrail no_card_numbers: passed" in done.stdout
+
+
+def test_the_budgets_example_fails_one_run_and_raises_the_other(tmp_path: Path) -> None:
+    from agentspan.agents import Usage
+    from agentspan.testing._scripted import scripted_responses
+
+    usage = Usage(prompt_tokens=60, completion_tokens=40, total_tokens=100)
+    replies = FakeOpenAIServer.research_script(5, "search_web", lambda i: {"query": f"engine {i}"}, answer="surveyed")
+    script = [reply.model_copy(update={"usage": usage}) for reply in scripted_responses(replies)]
+    with FakeOpenAIServer(script) as fake:
+        done = _run("budgets.py", fake, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert fake.request_count == 3 + 6, "3 calls until the first budget is spent; the raised run makes all 6"
+    assert "fail: finish=budget tokens=300 cost=$0.000099" in done.stdout
+    assert "wait: waiting; raising the budget by 1000 tokens" in done.stdout
+    assert "wait: finish=stop tokens=600 output='surveyed'" in done.stdout

@@ -16,6 +16,7 @@ with AgentRuntime() as runtime:
 ```
 """
 
+from ..runtime import Budget, Price
 from ._agent import Agent
 from ._guardrail import Guardrail, GuardrailResult, LLMGuardrail, OnFail, Position, RegexGuardrail, guardrail
 from ._result import AgentHandle, AgentResult, PendingApproval
@@ -28,6 +29,7 @@ __all__ = [
     "AgentHandle",
     "AgentResult",
     "AgentRuntime",
+    "Budget",
     "Guardrail",
     "GuardrailResult",
     "LLMGuardrail",
@@ -38,6 +40,7 @@ __all__ = [
     "OnFail",
     "PendingApproval",
     "Position",
+    "Price",
     "RegexGuardrail",
     "ToolCall",
     "ToolContext",

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import ConfigurationError
+from ..runtime import Budget
 from ._guarding import check_guardrails
 from ._guardrail import Guardrail
 from ._tool import ToolDefinition
@@ -41,6 +42,8 @@ class Agent:
         output_type: A pydantic model: the final answer is requested as, and parsed into, it.
         guardrails: Checks on the prompt (``position="input"``) and on each final answer
             (``"output"``), each a recorded step; see :class:`~agentspan.agents.Guardrail`.
+        budget: The token and cost :class:`~agentspan.agents.Budget` of each run (its sub-agents'
+            model calls included), unless the run is given its own.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Agent:
     settings: ModelSettings = dataclasses.field(default_factory=ModelSettings)
     output_type: type[BaseModel] | None = None
     guardrails: Sequence[Guardrail] = ()
+    budget: Budget | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -77,6 +81,8 @@ class Agent:
             object.__setattr__(self, "guardrails", check_guardrails(self.guardrails))
         except ConfigurationError as exc:
             raise ConfigurationError(f"agent {self.name}: {exc}") from None
+        if self.budget is not None and not isinstance(self.budget, Budget):
+            raise ConfigurationError(f"agent {self.name}: budget must be a Budget(max_tokens=..., max_cost_usd=...)")
         object.__setattr__(self, "tools", tuple(self.tools))
         object.__setattr__(self, "agents", tuple(self.agents))
         names: set[str] = set()
@@ -115,4 +121,5 @@ class Agent:
             "settings": self.settings.model_dump(exclude_none=True),
             "output_schema": None if self.output_type is None else self.output_type.model_json_schema(),
             "guardrails": [{"name": g.name, "position": g.position, "on_fail": g.on_fail} for g in self.guardrails],
+            "budget": None if self.budget is None else self.budget.model_dump(mode="json"),
         }

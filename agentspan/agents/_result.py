@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from ..durable import ExecutionHandle
 from ..errors import ConflictError
-from ..runtime import Event, Execution, ExecutionStatus, StepStatus
+from ..runtime import Event, Execution, ExecutionStatus, Step, StepStatus
 from ..runtime._approval import APPROVAL_PREFIX, Decision, approval_signal
+from ..runtime._budget import BudgetRaise, raise_of, spend_of
 from ..runtime._human import HUMAN_PREFIX, feedback_of
 from ._types import Usage
 
 __all__ = ["AgentHandle", "AgentResult", "PendingApproval", "PendingHumanInput"]
+
+R = TypeVar("R", bound="AgentResult")
 
 # Finish reasons of a completed execution that did not produce the agent's answer.
 _UNFINISHED = frozenset({"max_turns"})
@@ -90,9 +93,14 @@ class AgentResult:
     """Tokens used by all model calls (each counted once, also across crashes)."""
     finish_reason: str = ""
     """``stop``, ``max_turns``, ``length``, ``error``, ``guardrail`` (a guardrail ended the run: see
-    :attr:`error`) or ``cancelled``."""
+    :attr:`error`), ``budget`` (failed: its budget was spent) or ``cancelled``."""
     error: str | None = None
     """What went wrong, when the run failed."""
+    cost_usd: float | None = None
+    """The cost of all model calls in USD (price table, or the budget's ``prices``); ``None`` when a
+    model has no price (see :attr:`cost_note`)."""
+    cost_note: str | None = None
+    """Which models have no price, when :attr:`cost_usd` is ``None``."""
 
     @property
     def is_success(self) -> bool:
@@ -114,6 +122,8 @@ class AgentResult:
             reason = "cancelled" if execution.status is ExecutionStatus.CANCELLED else "error"
             if execution.error is not None and execution.error.type.endswith(".GuardrailError"):
                 reason = "guardrail"
+            elif execution.error is not None and execution.error.type.endswith(".BudgetExceededError"):
+                reason = "budget"
             return cls(execution.id, execution.status, "", finish_reason=reason, error=error)
         data = execution.output
         structured = data.get("structured")
@@ -129,6 +139,17 @@ class AgentResult:
             token_usage=Usage.model_validate(data.get("usage") or {}),
             finish_reason=str(data.get("finish_reason", "")),
         )
+
+    def with_spend(self, execution: Execution, journal: list[Step]) -> AgentResult:
+        """This result with the tokens and cost of every model call in ``journal`` (sub-agents, handoffs,
+        a framework's nested calls; each counted once), when it records any."""
+        spend = spend_of(journal, execution.budget)
+        if not spend.calls:
+            return self
+        usage = Usage(
+            prompt_tokens=spend.prompt_tokens, completion_tokens=spend.completion_tokens, total_tokens=spend.tokens
+        )
+        return dataclasses.replace(self, token_usage=usage, cost_usd=spend.known_cost_usd, cost_note=spend.cost_note)
 
     def print_result(self) -> None:
         """Print the answer in a box, then tool calls, tokens, finish reason and execution id."""
@@ -181,7 +202,24 @@ class AgentHandle:
 
     def wait(self, timeout: float | None = None) -> AgentResult:
         """Block until the run finishes and return its result."""
-        return AgentResult.from_execution(self._handle.wait(timeout), self._output_type)
+        execution = self._handle.wait(timeout)
+        return self._with_spend(execution, AgentResult.from_execution(execution, self._output_type))
+
+    def _with_spend(self, execution: Execution, result: R) -> R:
+        """``result`` with the token usage and cost read from the journal (see :meth:`AgentResult.with_spend`)."""
+        found: R = result.with_spend(execution, self._handle.journal())  # type: ignore[assignment]
+        return found
+
+    def raise_budget(self, tokens: int | None = None, cost_usd: float | None = None) -> None:
+        """Raise the budget of the run waiting on it (``on_exhausted="wait"``) by ``tokens`` and/or
+        ``cost_usd``: the run goes on. Any client can instead: ``agentspan budget raise ID --tokens N``.
+
+        Raises:
+            InvalidInputError: neither a positive ``tokens`` nor a positive ``cost_usd``.
+            ConflictError: the run is not waiting on its budget.
+        """
+        raise_of(BudgetRaise(tokens, cost_usd).payload())  # a clear error before any request
+        self._handle.client.raise_budget(self.execution_id, tokens=tokens, cost_usd=cost_usd)
 
     def cancel(self) -> None:
         """Cancel the run."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..durable import ExecutionHandle, FunctionDefinition, Runtime
 from ..durable._runtime import find_unfinished
 from ..errors import ConfigurationError, NotFoundError
-from ..runtime import Definition, Execution, StepStatus
+from ..runtime import Budget, Definition, Execution, StepStatus
 from ..runtime.store._sqlite import Synchronous
 from ._agent import Agent
 from ._guardrail import Guardrail
@@ -107,11 +107,12 @@ class AgentRuntime:
         name: str | None = None,
         config: dict[str, Any] | None = None,
         guardrails: Sequence[Guardrail] | None = None,
+        budget: Budget | None = None,
     ) -> AgentResult:
         """Run ``agent`` on ``prompt`` (a crew or flow on ``inputs``) and return its result (see :meth:`start`)."""
         handle = self.start(
             agent, prompt, inputs=inputs, idempotency_key=idempotency_key, name=name, config=config,
-            guardrails=guardrails,
+            guardrails=guardrails, budget=budget,
         )  # fmt: skip
         return handle.wait(timeout)
 
@@ -125,8 +126,12 @@ class AgentRuntime:
         name: str | None = None,
         config: dict[str, Any] | None = None,
         guardrails: Sequence[Guardrail] | None = None,
+        budget: Budget | None = None,
     ) -> AgentHandle:
         """Start a run and return its handle.
+
+        ``budget`` limits the tokens and cost of the run's model calls, for any kind of ``agent``
+        (default: an :class:`Agent`'s own ``budget``): see :class:`~agentspan.agents.Budget`.
 
         ``agent`` is an :class:`Agent` (run by a worker in this process) or the name of a deployed
         agent (run by whatever worker serves it). If an unfinished run of the same agent on the same
@@ -170,14 +175,16 @@ class AgentRuntime:
                 "guardrails= on run() and start() is for LangGraph graphs, OpenAI Agents SDK agents, CrewAI crews"
                 " and flows and Google ADK agents; give a native Agent its guardrails with Agent(guardrails=[...])"
             )
+        if budget is not None and not isinstance(budget, Budget):
+            raise ConfigurationError("budget= takes a Budget(max_tokens=..., max_cost_usd=..., on_exhausted=...)")
         if is_graph(agent):
-            return self._start_graph(agent, prompt, idempotency_key, name, config, guardrails)
+            return self._start_graph(agent, prompt, idempotency_key, name, config, guardrails, budget)
         if is_openai_agent(agent):
-            return self._start_openai_agent(agent, prompt, idempotency_key, name, guardrails)
+            return self._start_openai_agent(agent, prompt, idempotency_key, name, guardrails, budget)
         if is_google_adk(agent):
-            return self._start_google_adk(agent, prompt, idempotency_key, name, guardrails)
+            return self._start_google_adk(agent, prompt, idempotency_key, name, guardrails, budget)
         if is_crewai(agent):
-            return self._start_crewai(agent, _crew_inputs(prompt, inputs), idempotency_key, name, guardrails)
+            return self._start_crewai(agent, _crew_inputs(prompt, inputs), idempotency_key, name, guardrails, budget)
         if inputs is not None and not isinstance(agent, str):
             raise ConfigurationError("inputs= is for CrewAI crews and flows; an agent takes a prompt")
         if not isinstance(agent, Agent | str):
@@ -198,11 +205,13 @@ class AgentRuntime:
         else:
             data = {"prompt": prompt}
         name = agent.name if isinstance(agent, Agent) else agent
-        execution = None if idempotency_key else self._unfinished(name, data)
+        if budget is None and isinstance(agent, Agent):
+            budget = agent.budget
+        execution = None if idempotency_key else self._unfinished(name, data, budget)
         if execution is None:
             if not isinstance(agent, Agent):
                 self._check_known(name)
-            execution = self.client.create_execution(name, data, idempotency_key=idempotency_key)
+            execution = self.client.create_execution(name, data, idempotency_key=idempotency_key, budget=budget)
         self._say_if_resuming(execution)
         if isinstance(agent, Agent):
             self._runtime.ensure_worker(agent_function(agent))
@@ -217,13 +226,14 @@ class AgentRuntime:
         name: str | None,
         config: dict[str, Any] | None,
         guardrails: Sequence[Guardrail] | None,
+        budget: Budget | None,
     ) -> AgentHandle:
         from ..adapters.langgraph._graph import execution_input, graph_function, retry_refusal
         from ..adapters.langgraph._result import GraphHandle
 
         fn = graph_function(graph, name)
         data = execution_input(value, config)
-        return GraphHandle(self._start_function(fn, data, idempotency_key, guardrails, retry_refusal(graph)))
+        return GraphHandle(self._start_function(fn, data, idempotency_key, guardrails, retry_refusal(graph), budget))
 
     def _start_openai_agent(
         self,
@@ -232,11 +242,12 @@ class AgentRuntime:
         idempotency_key: str | None,
         name: str | None,
         guardrails: Sequence[Guardrail] | None,
+        budget: Budget | None,
     ) -> AgentHandle:
         from ..adapters.openai_agents._agent import agent_function, execution_input
 
         fn = agent_function(agent, name)
-        return AgentHandle(self._start_function(fn, execution_input(value), idempotency_key, guardrails))
+        return AgentHandle(self._start_function(fn, execution_input(value), idempotency_key, guardrails, budget=budget))
 
     def _start_google_adk(
         self,
@@ -245,11 +256,13 @@ class AgentRuntime:
         idempotency_key: str | None,
         name: str | None,
         guardrails: Sequence[Guardrail] | None,
+        budget: Budget | None,
     ) -> AgentHandle:
         from ..adapters.google_adk._entry import execution_input_of, function_of
 
         fn = function_of(target, name)
-        return AgentHandle(self._start_function(fn, execution_input_of(target, value), idempotency_key, guardrails))
+        data = execution_input_of(target, value)
+        return AgentHandle(self._start_function(fn, data, idempotency_key, guardrails, budget=budget))
 
     def _start_crewai(
         self,
@@ -258,13 +271,16 @@ class AgentRuntime:
         idempotency_key: str | None,
         name: str | None,
         guardrails: Sequence[Guardrail] | None,
+        budget: Budget | None,
     ) -> AgentHandle:
         from ..adapters.crewai._entry import RETRY_REFUSAL, execution_input_of, function_of
         from ..adapters.crewai._result import CrewHandle
 
         fn = function_of(target, name)
         data = execution_input_of(target, inputs)
-        handle: AgentHandle = CrewHandle(self._start_function(fn, data, idempotency_key, guardrails, RETRY_REFUSAL))
+        handle: AgentHandle = CrewHandle(
+            self._start_function(fn, data, idempotency_key, guardrails, RETRY_REFUSAL, budget)
+        )
         return handle
 
     def _start_function(
@@ -274,8 +290,9 @@ class AgentRuntime:
         idempotency_key: str | None,
         guardrails: Sequence[Guardrail] | None = None,
         retry_refusal: str | None = None,
+        budget: Budget | None = None,
     ) -> ExecutionHandle:
-        """Resume the unfinished execution of ``fn`` on ``data`` (unless a key is given), else start one;
+        """Resume the unfinished execution of ``fn`` on ``data`` with ``budget`` (unless a key is given), else start one;
         served by a worker thread of this process. ``guardrails`` are registered for ``fn`` and named in
         the input (``retry_refusal``: why ``on_fail="retry"`` is refused for this target)."""
         function_name = FunctionDefinition.of(fn).name
@@ -283,9 +300,11 @@ class AgentRuntime:
             from ..adapters._guardrails import guarded_input
 
             data = guarded_input(data, guardrails, function_name=function_name, retry=retry_refusal)
-        execution = None if idempotency_key else self._unfinished(function_name, data)
+        execution = None if idempotency_key else self._unfinished(function_name, data, budget)
         if execution is None:
-            execution = self.client.create_execution(function_name, data, idempotency_key=idempotency_key)
+            execution = self.client.create_execution(
+                function_name, data, idempotency_key=idempotency_key, budget=budget
+            )
         self._say_if_resuming(execution)
         self._runtime.ensure_worker(fn)
         return ExecutionHandle(self.client, execution.id)
@@ -333,8 +352,8 @@ class AgentRuntime:
                 f" or start a worker that serves it (agentspan worker module:agent){hint}"
             )
 
-    def _unfinished(self, name: str, data: dict[str, Any]) -> Execution | None:
-        return find_unfinished(self.client, name, data)
+    def _unfinished(self, name: str, data: dict[str, Any], budget: Budget | None = None) -> Execution | None:
+        return find_unfinished(self.client, name, data, budget=budget)
 
     def _say_if_resuming(self, execution: Execution) -> None:
         if execution.status.is_terminal:

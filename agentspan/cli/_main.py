@@ -1,4 +1,4 @@
-"""``agentspan``: the command line (server, worker, executions, approvals, signals, demo)."""
+"""``agentspan``: the command line (server, worker, executions, approvals, signals, budgets, demo)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 from .. import __version__
 from ..errors import AgentspanError, InvalidInputError
 from ._approvals import add_approvals_parser
+from ._budget import add_budget_commands
 from ._common import UsageError, connect, fail, load_functions
 from ._executions import cmd_cancel, cmd_delete, cmd_follow, cmd_list, cmd_respond, cmd_retry, cmd_show
 from ._run import cmd_run
@@ -212,6 +213,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--payload", default="null", help="JSON payload (default null)")
     target(p)
     p.set_defaults(func=cmd_signal)
+
+    add_budget_commands(sub, target)
 
     p = sub.add_parser("demo", help="an agent run whose worker is killed with SIGKILL, and resumed (offline)")
     p.add_argument("--calls", type=int, default=20, help="tool calls the agent makes (default 20)")

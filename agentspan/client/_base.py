@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..runtime import (
     AgentStatus,
+    Budget,
     Claim,
     Definition,
     Event,
@@ -34,8 +35,11 @@ class Client(Protocol):
     inline_writes: bool
     """True when a write is a cheap in-process call, so async code may make it without a thread."""
 
-    def create_execution(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> Execution:
-        """Queue an execution of ``name``; the same idempotency key returns the same execution."""
+    def create_execution(
+        self, name: str, input: Any = None, *, idempotency_key: str | None = None, budget: Budget | None = None
+    ) -> Execution:
+        """Queue an execution of ``name`` (limited to ``budget``); the same idempotency key returns the
+        same execution."""
         ...
 
     def get_execution(self, execution_id: str) -> Execution:
@@ -83,6 +87,10 @@ class Client(Protocol):
 
     def send_signal(self, execution_id: str, name: str, payload: Any = None) -> Execution:
         """Deliver a signal (an approval, a reply) to an execution."""
+        ...
+
+    def raise_budget(self, execution_id: str, *, tokens: int | None = None, cost_usd: float | None = None) -> Execution:
+        """Raise the budget of an execution waiting on it (``ConflictError`` if it is not)."""
         ...
 
     def get_events(self, execution_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:

@@ -28,6 +28,7 @@ from ..errors import (
 )
 from ..runtime import (
     AgentStatus,
+    Budget,
     Claim,
     Definition,
     Event,
@@ -278,9 +279,14 @@ class HttpClient:
             ) from None
 
     # executions ----------------------------------------------------------------------------------------
-    def create_execution(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> Execution:
-        """Queue an execution of ``name``; the same idempotency key returns the same execution."""
-        body = {"name": name, "input": input, "idempotency_key": idempotency_key}
+    def create_execution(
+        self, name: str, input: Any = None, *, idempotency_key: str | None = None, budget: Budget | None = None
+    ) -> Execution:
+        """Queue an execution of ``name`` (limited to ``budget``); the same idempotency key returns the
+        same execution."""
+        body: dict[str, Any] = {"name": name, "input": input, "idempotency_key": idempotency_key}
+        if budget is not None:
+            body["budget"] = budget.model_dump(mode="json")
         content = _encode(body, "execution input")
         # Without a key, a repeat after a broken connection could start a second execution.
         response = self._request("POST", "/executions", content=content, idempotent=idempotency_key is not None)
@@ -383,6 +389,15 @@ class HttpClient:
         """Deliver a signal (an approval, a reply) to an execution."""
         path = f"{_execution_path(execution_id)}/signals/{_segment(name)}"
         response = self._request("POST", path, content=_encode({"payload": payload}, "signal payload"))
+        result: Execution = self._parse(response, Execution)
+        return result
+
+    def raise_budget(self, execution_id: str, *, tokens: int | None = None, cost_usd: float | None = None) -> Execution:
+        """Raise the budget of an execution waiting on it (``ConflictError`` if it is not)."""
+        body = {k: v for k, v in (("tokens", tokens), ("cost_usd", cost_usd)) if v is not None}
+        response = self._request(
+            "POST", _execution_path(execution_id) + "/budget", content=_encode(body, "budget raise")
+        )
         result: Execution = self._parse(response, Execution)
         return result
 

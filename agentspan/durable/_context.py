@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import ConflictError, DivergenceError, InDoubtStepError, NotJSONError
 from ..runtime import Claim, DivergenceRecord, Step, StepRecord, StepStatus, WaitInfo
+from ._budget import BudgetGate
 from ._codec import error_info, fingerprint, rebuild_error
 from ._writer import JournalWriter
 
@@ -137,6 +138,11 @@ class DurableContext:
         self._server_time = claim.server_time
         self._monotonic_at_claim = time.monotonic()
         self.divergences: list[str] = []
+        budget = claim.execution.budget
+        self.budget = None if budget is None else BudgetGate(self.execution_id, budget, claim.journal)
+        # A completed budget wait is not called again on replay (a raise that came is in the limit
+        # from the start): it is replayed here, so the steps around it replay without a divergence.
+        self._consumed.update(s.key for s in claim.journal if s.kind == "budget" and s.status is StepStatus.COMPLETED)
 
     # --- activation -----------------------------------------------------------------------------
     @contextmanager
@@ -173,8 +179,9 @@ class DurableContext:
         scope = self._scopes[parent]
         if recorded is not None:
             self._consumed.add(key)
-            while scope.cursor < len(scope.recorded) and scope.recorded[scope.cursor] in self._consumed:
-                scope.cursor += 1
+        while scope.cursor < len(scope.recorded) and scope.recorded[scope.cursor] in self._consumed:
+            scope.cursor += 1
+        if recorded is not None:
             return recorded
         if scope.cursor >= len(scope.recorded):
             return None  # past the recorded path: new progress
@@ -232,6 +239,8 @@ class DurableContext:
             recorded = self._lookup(parent, key, ordered)
         call = _Call(self, kind, name, parent, key, fp, input_data, recorded)
         if recorded is None or recorded.status is StepStatus.STARTED:
+            if kind == "llm" and self.budget is not None:
+                self.budget.check(self, name)  # a model call that would start past the budget does not
             attempt = 1 if recorded is None else recorded.attempt + 1
             if recorded is not None:
                 self._handle_in_doubt(call, in_doubt, attempt)
@@ -427,6 +436,8 @@ class _Call:
         """Record *completed* with the JSON ``output``; durable when this returns."""
         concurrent = self._leave()
         self.ctx.writer.write(self._record(StepStatus.COMPLETED, output=output, usage=usage, concurrent=concurrent))
+        if self.kind == "llm" and self.ctx.budget is not None:
+            self.ctx.budget.record(self.name, usage)
 
     def fail(self, exc: BaseException) -> None:
         """Record *failed*; a re-run raises the same error."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..client import Client
 from ..errors import ConfigurationError, ExecutionCancelledError, ExecutionFailedError
-from ..runtime import Event, Execution, ExecutionStatus, Service, SQLiteStore, Step
+from ..runtime import Budget, Event, Execution, ExecutionStatus, Service, SQLiteStore, Step
 from ..runtime.store._sqlite import Synchronous
 from ..worker._liveness import in_this_process, worker_gone
 from ._codec import Codec, to_json
@@ -34,9 +34,12 @@ _TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execut
 _UNFINISHED = (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
 
 
-def find_unfinished(client: Client, name: str, data: Any, *, exclude: Container[str] = ()) -> Execution | None:
-    """An abandoned unfinished execution of ``name`` on exactly ``data``, if any, other than those in
-    ``exclude``: what an implicit resume (same agent, same input, no idempotency key) attaches to.
+def find_unfinished(
+    client: Client, name: str, data: Any, *, exclude: Container[str] = (), budget: Budget | None = None
+) -> Execution | None:
+    """An abandoned unfinished execution of ``name`` on exactly ``data`` with ``budget``, if any, other
+    than those in ``exclude``: what an implicit resume (same agent, same input, no idempotency key)
+    attaches to.
 
     Abandoned means no live worker holds it: it waits (for a signal or a timer), a worker ran it and
     is gone (its process died, or it handed the execution back), or it was never claimed within
@@ -46,7 +49,12 @@ def find_unfinished(client: Client, name: str, data: Any, *, exclude: Container[
     """
     for status in _UNFINISHED:
         for execution in client.list_executions(status=status, name=name, limit=100).items:
-            if execution.input == data and execution.id not in exclude and _abandoned(client, execution):
+            if (
+                execution.input == data
+                and execution.budget == budget
+                and execution.id not in exclude
+                and _abandoned(client, execution)
+            ):
                 return execution
     return None
 

@@ -1,5 +1,6 @@
 """The runtime: the service over a store, its value objects, and (in ``.server``) the HTTP API."""
 
+from ._budget import Budget, Price
 from ._inbox import InboxDecision, InboxItem, InboxPage, InboxStatus, InboxType
 from ._models import (
     Claim,
@@ -25,6 +26,7 @@ from .store import SQLiteStore, Store
 
 __all__ = [
     "AgentStatus",
+    "Budget",
     "Claim",
     "Definition",
     "DivergenceRecord",
@@ -40,6 +42,7 @@ __all__ = [
     "InboxPage",
     "InboxStatus",
     "InboxType",
+    "Price",
     "Record",
     "SQLiteStore",
     "Service",

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidInputError
+from ._budget import Budget
 
 __all__ = [
     "Claim",
@@ -136,6 +137,8 @@ class Execution(_Frozen):
     """What it waits for while ``WAITING``."""
     cancel_requested: bool = False
     """Set when cancelled while a worker held it; the worker sees it on its next write or heartbeat."""
+    budget: Budget | None = None
+    """The token and cost budget it was started with (raises are recorded in its journal)."""
 
 
 class Step(_Frozen):
@@ -211,6 +214,8 @@ class CreateExecution(_Frozen):
     """The agent or durable-function name a worker will claim it by."""
     input: JSON = None
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    budget: Budget | None = None
+    """Limits on the tokens and cost of its model calls."""
 
 
 class StepRecord(_Frozen):

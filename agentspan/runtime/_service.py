@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError, NotJSONError, PayloadTooLargeError
 from ._approval import APPROVAL_PREFIX, Decision, check_arguments, decision_of
+from ._budget import BUDGET_PREFIX, Budget, raise_of
 from ._human import HUMAN_PREFIX, feedback_of
 from ._inbox_service import InboxMethods
 from ._models import (
@@ -108,23 +109,29 @@ class Service(InboxMethods):
         return text
 
     # executions -------------------------------------------------------------------------------
-    def create_execution(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> Execution:
-        """Queue a new execution of ``name`` (or return the one started with the same idempotency key)."""
-        execution, _ = self.create_or_get_execution(name, input, idempotency_key=idempotency_key)
+    def create_execution(
+        self, name: str, input: Any = None, *, idempotency_key: str | None = None, budget: Budget | None = None
+    ) -> Execution:
+        """Queue a new execution of ``name`` (or return the one started with the same idempotency key),
+        limited to ``budget`` when given."""
+        execution, _ = self.create_or_get_execution(name, input, idempotency_key=idempotency_key, budget=budget)
         return execution
 
     def create_or_get_execution(
-        self, name: str, input: Any = None, *, idempotency_key: str | None = None
+        self, name: str, input: Any = None, *, idempotency_key: str | None = None, budget: Budget | None = None
     ) -> tuple[Execution, bool]:
         """:meth:`create_execution`, also saying whether this call created the execution.
 
         ``False`` means an execution with ``idempotency_key`` existed already. The store decides it by
         the insert itself, so of callers racing with one key exactly one is told it created it.
         """
-        request = validate(CreateExecution, {"name": name, "input": input, "idempotency_key": idempotency_key})
+        request = validate(
+            CreateExecution, {"name": name, "input": input, "idempotency_key": idempotency_key, "budget": budget}
+        )
+        budget_json = None if request.budget is None else request.budget.model_dump_json()
         execution, created = self.store.create_execution(
             uuid.uuid4().hex, request.name, self._json(request.input, "execution input"),
-            request.idempotency_key, self.now(),
+            request.idempotency_key, self.now(), budget_json=budget_json,
         )  # fmt: skip
         if created:
             self.notifier.notify(_WORK, _events_topic(execution.id))
@@ -300,12 +307,36 @@ class Service(InboxMethods):
             return self._decide(execution_id, name, payload)
         if name.startswith(HUMAN_PREFIX):
             feedback_of(payload)  # a malformed answer is refused here, not found by the waiting run
+        elif name.startswith(BUDGET_PREFIX):
+            raise_of(payload)  # likewise a malformed budget raise
         return self._deliver(execution_id, name, payload)
 
     def _deliver(self, execution_id: str, name: str, payload: Any) -> Execution:
         execution = self.store.deliver_signal(execution_id, name, self._json(payload, "signal payload"), self.now())
         self.notifier.notify(_WORK, _events_topic(execution_id))
         return execution
+
+    def raise_budget(self, execution_id: str, *, tokens: int | None = None, cost_usd: float | None = None) -> Execution:
+        """Raise the budget of an execution waiting on it by ``tokens`` and/or ``cost_usd``: the raise is
+        delivered to its pending ``budget:<n>`` wait, and the execution is queued again.
+
+        Raises:
+            InvalidInputError: not a positive ``tokens`` or ``cost_usd``.
+            ConflictError: the execution is not waiting on its budget (or that wait has another raise).
+        """
+        payload = {k: v for k, v in (("tokens", tokens), ("cost_usd", cost_usd)) if v is not None}
+        raise_of(payload)
+        execution = self.get_execution(execution_id)
+        signal = execution.wait.signal if execution.wait is not None else None
+        if execution.status is not ExecutionStatus.WAITING or not (signal or "").startswith(BUDGET_PREFIX):
+            waits = f" (it waits for {signal!r})" if signal else ""
+            raise ConflictError(
+                f"execution {execution_id} is {execution.status.value}{waits}, not waiting on its budget;"
+                " only a run stopped by an exhausted budget with on_exhausted='wait' can be raised",
+                execution_id=execution_id,
+            )
+        assert signal is not None
+        return self.send_signal(execution_id, signal, payload)
 
     def _decide(self, execution_id: str, name: str, payload: Any) -> Execution:
         """Deliver an approval decision, checked against the wait it answers: nothing is recorded for a

@@ -38,4 +38,5 @@ class CrewHandle(AgentHandle):
     def wait(self, timeout: float | None = None) -> CrewResult:
         """Block until the run finishes and return its result (a run waiting for human input does not
         finish until it is answered: see :meth:`~agentspan.agents.AgentHandle.respond`)."""
-        return crew_result(self._handle.wait(timeout))
+        execution = self._handle.wait(timeout)
+        return self._with_spend(execution, crew_result(execution))

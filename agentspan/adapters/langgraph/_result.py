@@ -89,7 +89,8 @@ class GraphHandle(AgentHandle):
 
         A run waiting at ``interrupt()`` does not finish until it is answered (see :meth:`resume`).
         """
-        return graph_result(self._handle.wait(timeout))
+        execution = self._handle.wait(timeout)
+        return self._with_spend(execution, graph_result(execution))
 
     def pending_interrupt(self) -> PendingInterrupt | None:
         """What the run waits for, when it is waiting at an ``interrupt()``; else ``None``.

@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from pydantic_core import from_json
 
 from ...errors import InvalidInputError
+from .._budget import TOKENS, USD
 from .._models import CreateExecution, Record
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "ClaimBody",
     "DefinitionBody",
     "HeartbeatBody",
+    "RaiseBudgetBody",
     "RecordsBody",
     "RejectBody",
     "RespondBody",
@@ -95,6 +97,17 @@ class SignalBody(_Body):
     """Any JSON; the waiting step returns it."""
 
 
+class RaiseBudgetBody(_Body):
+    """A raise of a waiting execution's budget: positive increments, at least one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"minProperties": 1})
+
+    tokens: TOKENS = None  # type: ignore[assignment]  # absent means no raise; null is not accepted
+    """Tokens to add to ``max_tokens`` (a positive integer)."""
+    cost_usd: USD = None  # type: ignore[assignment]
+    """USD to add to ``max_cost_usd`` (a positive number)."""
+
+
 class DefinitionBody(_Body):
     """A deployed agent or durable-function definition."""
 
@@ -131,6 +144,7 @@ BODIES: tuple[type[BaseModel], ...] = (
     ClaimBody,
     HeartbeatBody,
     SignalBody,
+    RaiseBudgetBody,
     DefinitionBody,
     ApproveBody,
     RejectBody,

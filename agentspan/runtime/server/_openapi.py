@@ -60,6 +60,7 @@ _CONFLICTS = {
     ("post", "/api/approvals/{approval_id}/approve"),
     ("post", "/api/approvals/{approval_id}/reject"),
     ("post", "/api/approvals/{approval_id}/respond"),
+    ("post", "/api/executions/{execution_id}/budget"),
 }
 _REF = "#/components/schemas/Error"
 _METHODS = ("get", "put", "post", "delete", "patch")

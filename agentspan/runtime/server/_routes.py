@@ -38,6 +38,7 @@ from ._bodies import (
     ClaimBody,
     DefinitionBody,
     HeartbeatBody,
+    RaiseBudgetBody,
     RecordsBody,
     SignalBody,
     body_doc,
@@ -54,6 +55,7 @@ RECORDS_BODY = BodyReader(RecordsBody)
 _CLAIM = BodyReader(ClaimBody)
 _HEARTBEAT = BodyReader(HeartbeatBody)
 _SIGNAL = BodyReader(SignalBody, optional=True)
+_RAISE = BodyReader(RaiseBudgetBody)
 _DEFINITION = BodyReader(DefinitionBody, optional=True)
 
 _STEPS = TypeAdapter(list[Step])
@@ -194,8 +196,9 @@ async def create_execution(request: Request) -> Response:
     body = await _CREATE.read(request)
     service = _service(request)
     execution, created = await asyncio.to_thread(
-        service.create_or_get_execution, body.name, body.input, idempotency_key=body.idempotency_key
-    )
+        service.create_or_get_execution, body.name, body.input, idempotency_key=body.idempotency_key,
+        budget=body.budget,
+    )  # fmt: skip
     return _json(execution, 201 if created else 200)
 
 
@@ -253,6 +256,21 @@ async def send_signal(execution_id: str, name: _SIGNAL_NAME, request: Request) -
     """Deliver a signal once; an execution waiting for it is queued again."""
     body = await _SIGNAL.read(request)
     return _json(await asyncio.to_thread(_service(request).send_signal, execution_id, name, body.payload))
+
+
+@router.post(
+    "/executions/{execution_id}/budget",
+    response_model=Execution,
+    openapi_extra=body_doc(RaiseBudgetBody),
+    tags=["executions"],
+)
+async def raise_budget(execution_id: str, request: Request) -> Response:
+    """Raise the budget of an execution waiting on it (409 if it is not); it is queued again."""
+    body = await _RAISE.read(request)
+    service = _service(request)
+    return _json(
+        await asyncio.to_thread(service.raise_budget, execution_id, tokens=body.tokens, cost_usd=body.cost_usd)
+    )
 
 
 # events ------------------------------------------------------------------------------------------------

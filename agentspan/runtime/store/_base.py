@@ -56,9 +56,16 @@ class Store(abc.ABC):
     # executions --------------------------------------------------------------------------------
     @abc.abstractmethod
     def create_execution(
-        self, execution_id: str, name: str, input_json: str, idempotency_key: str | None, now: float
+        self,
+        execution_id: str,
+        name: str,
+        input_json: str,
+        idempotency_key: str | None,
+        now: float,
+        *,
+        budget_json: str | None = None,
     ) -> tuple[Execution, bool]:
-        """Insert a queued execution, or return the one with the same idempotency key.
+        """Insert a queued execution (with its budget, JSON), or return the one with the same idempotency key.
 
         Returns the execution and whether it was created. Raises ``ConflictError`` when the key was
         used for a different name or input.

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 
 from ...errors import InvalidInputError, NotJSONError
+from .._budget import Budget
 from .._models import Definition, ErrorInfo, Execution, ExecutionStatus, Step, WaitInfo
 
 __all__ = [
@@ -33,7 +34,7 @@ Synchronous = Literal["full", "normal"]
 
 EXEC_COLUMNS = (
     "id, name, status, input, output, error, idempotency_key, created_at, updated_at, epoch,"
-    " worker_id, lease_expires_at, wait, cancel_requested"
+    " worker_id, lease_expires_at, wait, cancel_requested, budget"
 )
 STEP_COLUMNS = (
     "execution_id, key, seq, parent, kind, name, status, fingerprint, input, output, error, attempt,"
@@ -85,6 +86,7 @@ def execution(row: sqlite3.Row) -> Execution:
         lease_expires_at=dt(row["lease_expires_at"]),
         wait=None if wait is None else WaitInfo.model_validate_json(wait),
         cancel_requested=bool(row["cancel_requested"]),
+        budget=None if row["budget"] is None else Budget.model_validate_json(row["budget"]),
     )
 
 

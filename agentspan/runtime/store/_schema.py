@@ -106,6 +106,10 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX steps_waiting ON steps (seq) WHERE status = 'suspended' AND signal IS NOT NULL AND generation = 0;
     """,
+    # 3: the token and cost budget an execution was started with (JSON; NULL: no budget).
+    """
+    ALTER TABLE executions ADD COLUMN budget TEXT
+    """,
 ]
 
 

@@ -171,15 +171,22 @@ class SQLiteStore(Store):
 
     # executions -----------------------------------------------------------------------------------
     def create_execution(
-        self, execution_id: str, name: str, input_json: str, idempotency_key: str | None, now: float
+        self,
+        execution_id: str,
+        name: str,
+        input_json: str,
+        idempotency_key: str | None,
+        now: float,
+        *,
+        budget_json: str | None = None,
     ) -> tuple[Execution, bool]:
         with self._tx() as conn:
             # Whether this call created the execution is decided by the insert itself: of callers racing
             # with one key, exactly one inserts (the key is UNIQUE; NULL keys never conflict).
             inserted = conn.execute(
-                "INSERT INTO executions (id, name, status, input, idempotency_key, created_at, updated_at)"
-                " VALUES (?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-                (execution_id, name, input_json, idempotency_key, now, now),
+                "INSERT INTO executions (id, name, status, input, idempotency_key, created_at, updated_at, budget)"
+                " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+                (execution_id, name, input_json, idempotency_key, now, now, budget_json),
             ).rowcount
             if not inserted:
                 row = conn.execute(
