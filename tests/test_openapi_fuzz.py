@@ -46,9 +46,11 @@ def test_the_api_conforms_to_its_openapi_document(http_server: ServerHandle, tmp
         "AGENTSPAN_FUZZ_CURSOR": issued_cursor(http_server.url),
         "NO_COLOR": "1",
     }
+    # One worker: schemathesis describes its strategies with ast.parse, which is not thread-safe on
+    # CPython 3.11 (gh-106905) and failed the run now and then with two workers.
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{http_server.url}/openapi.json",
-        "--checks", CHECKS, "--max-examples", "15", "--workers", "2", "--request-timeout", "10",
+        "--checks", CHECKS, "--max-examples", "15", "--workers", "1", "--request-timeout", "10",
         "--exclude-path-regex", "/events/stream$", "--seed", "20261202", "--no-color",
     ]  # fmt: skip
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=200)
