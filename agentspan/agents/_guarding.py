@@ -182,8 +182,12 @@ class Guarding:
             )
         named = {"agent": self.agent, "guardrail": guardrail.name, "subject": subject, "text": text}
         ident = fingerprint(named if identity is None else {**named, "call": identity})
-        signal = approval_signal(f"guardrail-{ident[:20]}")
+        call_id = f"guardrail-{ident[:20]}"
+        signal = approval_signal(call_id)
+        # Recorded as a tool approval of its own (call id, tool, arguments), so the handle and the inbox
+        # list and decide it like any other; an edit is the text to use instead.
         details = {
+            "call_id": call_id, "tool": f"guardrail:{guardrail.name}", "arguments": {"output": text},
             "guardrail": guardrail.name, "subject": subject, "output": text, "message": message,
             "agent": self.agent, "framework": self.framework, "schema": OUTPUT_SCHEMA,
         }  # fmt: skip

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from ..durable import ExecutionHandle
 from ..errors import ConflictError
 from ..runtime import Event, Execution, ExecutionStatus, Step, StepStatus
-from ..runtime._approval import APPROVAL_PREFIX, Decision, approval_signal
+from ..runtime._approval import Decision, approval_signal
 from ..runtime._budget import BudgetRaise, raise_of, spend_of
 from ..runtime._human import HUMAN_PREFIX, feedback_of
 from ._types import Usage
@@ -45,15 +45,10 @@ class PendingApproval:
         """Read from the details an approval wait records (a tool call's, or a guardrail's that sent a
         text to a person: tool ``guardrail:<name>``, arguments ``{"output": text}``)."""
         schema = details.get("schema")
-        call_id, tool, arguments = details.get("call_id"), details.get("tool"), details.get("arguments")
-        if "guardrail" in details and call_id is None:
-            signal = str(details.get("signal", ""))
-            call_id = signal.removeprefix(APPROVAL_PREFIX)
-            tool, arguments = f"guardrail:{details['guardrail']}", {"output": details.get("output")}
         return cls(
-            call_id=str(call_id),
-            tool=str(tool),
-            arguments=arguments,
+            call_id=str(details.get("call_id")),
+            tool=str(details.get("tool")),
+            arguments=details.get("arguments"),
             agent=None if details.get("agent") is None else str(details["agent"]),
             framework=None if details.get("framework") is None else str(details["framework"]),
             schema=schema if isinstance(schema, dict) else None,

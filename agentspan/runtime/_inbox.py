@@ -202,8 +202,6 @@ def item_of(row: WaitRow) -> InboxItem:
         question = f"guardrail {details['guardrail']}: {details.get('message', '')}"
     tool = details.get("tool") if kind is InboxType.TOOL_APPROVAL else None
     arguments = _arguments(details.get("arguments")) if kind is InboxType.TOOL_APPROVAL else None
-    if kind is InboxType.TOOL_APPROVAL and "guardrail" in details:  # as the handle lists it
-        tool, arguments = f"guardrail:{details['guardrail']}", {"output": details.get("output")}
     call_id = details.get("call_id") if kind is InboxType.TOOL_APPROVAL else None
     return InboxItem(
         id=inbox_id(step.execution_id, signal),
