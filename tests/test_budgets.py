@@ -297,6 +297,10 @@ def test_budget_show_and_raise_on_the_command_line(db_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "waiting for a raise" in shown.stdout
     assert "tokens     200 of 200, 0 left" in shown.stdout
+    journal = agentspan("executions", "show", execution.id, *db)
+    assert f"waiting for a budget raise: 200 tokens spent (agentspan budget raise {execution.id}" in " ".join(
+        journal.stdout.split()
+    )
 
     nothing = agentspan("budget", "raise", execution.id, *db)
     assert nothing.returncode == 2 and nothing.stderr.strip().startswith("agentspan: say how much")

@@ -524,3 +524,17 @@ def test_the_default_decision_at_the_timeout_is_delivered_over_http(server: str)
     assert result.status is ExecutionStatus.COMPLETED, result.error
     assert refunds == [] and len(signals) == 1
     assert _tool_message(model, "call_1") == "no decision within 0.5 s: rejected by default"
+
+
+def test_executions_show_says_which_call_a_waiting_run_needs_a_decision_on(tmp_path: Path) -> None:
+    from test_cli import agentspan
+
+    db = tmp_path / "shown.db"
+    with AgentRuntime(db=db, serve_http=False) as rt:
+        handle = rt.start(_agent(ScriptedModel([[("refund", {"amount": 5})], "Done."])), "refund 5")
+        _until_waiting(handle)
+    shown = agentspan("executions", "show", handle.execution_id, "--db", str(db))
+    assert shown.returncode == 0, shown.stderr
+    assert 'waiting for a decision on refund({"amount": 5}) (agentspan approvals list)' in " ".join(
+        shown.stdout.split()
+    )

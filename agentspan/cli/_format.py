@@ -123,11 +123,28 @@ def _label(step: Step, execution: Execution, claims: Sequence[_Claim]) -> str:
     elif step.error is not None:
         result = f" [red]{escape(step.error.type.rsplit('.', 1)[-1])}: {_short(step.error.message, 60)}[/]"
     elif step.wait is not None:
-        result = f" waiting for {_short(step.wait.signal or str(step.wait.wake_at))}"
+        result = f" waiting for {_waits_for(step, execution)}"
     else:
         result = ""
     extra = f" ({', '.join(notes)})" if notes else ""
     return f"{_MARK.get(step.status, '?')} [bold]{escape(step.kind)}[/] {escape(step.name)}{extra}{result}"
+
+
+def _waits_for(step: Step, execution: Execution) -> str:
+    """What a waiting step waits for, and the command that answers it."""
+    details = step.input if isinstance(step.input, dict) else {}
+    if step.kind == "approval" and details.get("tool"):
+        arguments = details.get("arguments")
+        shown = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+        return f"a decision on {escape(str(details['tool']))}({_short(shown, 60)}) (agentspan approvals list)"
+    if step.kind == "budget":
+        return (
+            f"a budget raise: {details.get('spent_tokens', '?')} tokens spent"
+            f" (agentspan budget raise {execution.id} --tokens N)"
+        )
+    if step.kind in ("human", "interrupt"):
+        return f"a person's answer on {_short(step.wait.signal or '')} (agentspan approvals list)" if step.wait else ""
+    return _short(step.wait.signal or str(step.wait.wake_at)) if step.wait else ""
 
 
 def _provenance(step: Step, claims: Sequence[_Claim]) -> list[str]:
