@@ -151,6 +151,7 @@ def kill_after_and_resume(
     wait_until(lambda: len(tools_done()) >= calls, f"{calls} tool calls")
     first.send_signal(signal.SIGKILL)
     first.wait()
+    fake.wait_idle()  # a request sent just before the kill is counted as before it
     done_at_kill = tools_done()
     requests_at_kill = fake.request_count
     second = start()

@@ -296,3 +296,20 @@ def test_research_builds_n_tool_turns_then_an_answer() -> None:
 def test_scripted_model_rejects_a_reply_it_cannot_read(reply: Any) -> None:
     with pytest.raises(TypeError, match="scripted reply 0"):
         ScriptedModel([reply])
+
+
+def test_wait_idle_waits_for_a_dead_clients_request_to_be_counted() -> None:
+    """A killed worker's last request may still be in the server's hands: wait_idle lets it land."""
+    import socket
+
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+    with FakeOpenAIServer(["hello"]) as fake:
+        sock = socket.create_connection(("127.0.0.1", fake.port))
+        request = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        sock.sendall(request)
+        sock.close()  # gone before the answer, as a killed process is
+        fake.wait_idle()
+        assert fake.request_count == 1

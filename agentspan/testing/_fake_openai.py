@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import socket
 import sys
 import threading
@@ -168,6 +169,13 @@ class FakeOpenAIServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no client connection is open: every request already sent (by a process just
+        killed, say) has been counted and answered or dropped. ``TimeoutError`` after ``timeout`` s."""
+        server = self._server
+        if server is not None and not server.wait_idle(timeout):
+            raise TimeoutError(f"the fake model server still had open connections after {timeout} s")
 
     # --- what tests read ----------------------------------------------------------------------------
     @property
@@ -348,7 +356,16 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: Callable[..., BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
         self._open_lock = threading.Lock()
+        self._closed = threading.Condition(self._open_lock)
         self._open: dict[socket.socket, threading.Thread] = {}
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        # Accepted under the lock and counted as open at once, so that wait_idle, which checks under the
+        # same lock for open connections and then for ones waiting to be accepted, never misses one.
+        with self._open_lock:
+            request, address = super().get_request()
+            self._open[request] = threading.current_thread()
+        return request, address
 
     def track(self, connection: socket.socket, is_open: bool) -> None:
         with self._open_lock:
@@ -356,6 +373,22 @@ class _Server(ThreadingHTTPServer):
                 self._open[connection] = threading.current_thread()
             else:
                 self._open.pop(connection, None)
+                self._closed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no connection is open or waiting to be accepted."""
+        deadline = time.monotonic() + timeout
+        with self._closed:
+            while True:
+                left = deadline - time.monotonic()
+                if not self._closed.wait_for(lambda: not self._open, max(left, 0.0)):
+                    return False
+                # A connection not yet accepted (the accept loop polls) is pending on the listening socket.
+                if not select.select([self.socket], [], [], 0)[0]:
+                    return True
+                if left <= 0:
+                    return False
+                self._closed.wait(0.01)  # released while the accept loop takes it; woken when it closes
 
     def close_connections(self, timeout: float) -> None:
         with self._open_lock:
