@@ -188,6 +188,16 @@ def test_a_recorded_failure_is_raised_again_with_its_type_and_message(service: S
     assert calls["o3"] == 1
 
 
+def test_a_failed_step_records_where_it_was_raised(service: Service) -> None:
+    eid = run(service, try_payment, {"order": "o4"})
+    failed = next(s for s in service.get_journal(eid) if s.status is StepStatus.FAILED)
+    assert failed.error is not None and failed.error.type.endswith("PaymentDeclined")
+    trace = failed.error.traceback or ""
+    # The traceback names the step's function and the raising line, for the UI's step inspector.
+    assert "in declined" in trace and 'raise PaymentDeclined(f"card declined for {order}")' in trace
+    assert trace.rstrip().endswith("PaymentDeclined: card declined for o4")
+
+
 @durable.function
 def prompt_flow() -> list[str]:
     first = work("intro")

@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import traceback
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -115,10 +116,16 @@ def return_codec(fn: Callable[..., Any]) -> Codec:
         return Codec(inspect.Signature.empty)
 
 
+_TRACEBACK_CHARS = 8000
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
-    """The JSON record of an exception: its class path and message."""
+    """The JSON record of an exception: its class path, message and traceback (the end of it)."""
     cls = type(exc)
-    return ErrorInfo(type=f"{cls.__module__}.{cls.__qualname__}", message=str(exc))
+    trace = "".join(traceback.format_exception(exc))
+    if len(trace) > _TRACEBACK_CHARS:
+        trace = "…" + trace[-_TRACEBACK_CHARS:]
+    return ErrorInfo(type=f"{cls.__module__}.{cls.__qualname__}", message=str(exc), traceback=trace)
 
 
 def rebuild_error(error: ErrorInfo, **context: Any) -> BaseException:

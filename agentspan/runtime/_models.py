@@ -95,6 +95,8 @@ class ErrorInfo(_Frozen):
     """Qualified class name, e.g. ``builtins.ValueError``."""
     message: str
     """``str(exception)``."""
+    traceback: str | None = None
+    """Where it was raised: the formatted traceback (its last 8,000 characters), as the worker saw it."""
 
 
 class WaitInfo(_Frozen):

@@ -23,6 +23,7 @@ from ._fast import RecordsFastPath
 from ._guard import RequestGuard
 from ._limits import BodySizeLimit
 from ._openapi import install_openapi
+from ._prices import prices_router
 from ._routes import health, router
 
 __all__ = ["DEFAULT_LEASE_SWEEP_SECONDS", "DEFAULT_MAX_REQUEST_BYTES", "create_app"]
@@ -100,12 +101,13 @@ def create_app(
     app.include_router(router, prefix="/api")
     app.include_router(agents_router, prefix="/api")
     app.include_router(approvals_router, prefix="/api")
+    app.include_router(prices_router, prefix="/api")
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     install_docs(app, docs_url="/api/docs", openapi_url="/api/openapi.json", title=app.title)
     install_error_handlers(app)
     paths = [
         ("/api" + route.path, route.methods or ())
-        for api in (router, approvals_router)
+        for api in (router, approvals_router, prices_router)
         for route in api.routes
         if isinstance(route, APIRoute)
     ]

@@ -9,8 +9,11 @@ const ICONS = {
   human: "✋", interrupt: "✋", signal: "⧗", timer: "⏱", handoff: "⇢", step: "•", budget: "$",
 };
 const WAIT_KINDS = new Set(["approval", "human", "interrupt", "signal", "timer", "budget"]);
-/** Above this many steps the dagre layout would take long: cytoscape's breadth-first layout is used. */
+/** Above this many nodes the dagre layout would take long: cytoscape's breadth-first layout is used. */
 export const DAGRE_LIMIT = 500;
+/** A larger journal is drawn this many steps at a time (the rest on request), so its page opens at once;
+ * the timeline and the conversation always hold every step. */
+export const GRAPH_WINDOW = 300;
 
 export function stepLabel(step, info) {
   const head = `${ICONS[step.kind] || "•"} ${step.kind} · ${step.name}`;
@@ -37,8 +40,10 @@ function classesOf(step, info) {
 }
 
 /** Cytoscape elements for the model; groups in ``collapsed`` (step keys) are shown as one node. */
-export function elements(model, collapsed) {
+export function elements(model, collapsed, limit) {
   const nodes = [];
+  let shown = 0;
+  let hidden = 0;
   const edges = [];
   const ex = model.execution;
   nodes.push({ data: { id: "start", label: `▶ input\n${ex.name}` }, classes: "terminal" });
@@ -49,6 +54,8 @@ export function elements(model, collapsed) {
     for (const batch of batches(list)) {
       const exits = [];
       for (const s of batch.steps) {
+        if (shown >= limit) { hidden += 1 + countInside(model, s.key); continue; }
+        shown += 1;
         const info = model.info.get(s);
         const id = `s${s.seq}`;
         const kids = (model.children.get(s.key) || []).filter((k) => !k.superseded);
@@ -69,7 +76,12 @@ export function elements(model, collapsed) {
     }
     return prev;
   }
-  const last = walk("", null, ["start"]);
+  let last = walk("", null, ["start"]);
+  if (hidden) {
+    nodes.push({ data: { id: "more", more: true, label: `… ${hidden.toLocaleString()} more steps\nclick to draw them all` }, classes: "more" });
+    for (const p of last) edge(p, "more");
+    last = ["more"];
+  }
   // Divergent steps (kept as history, never replayed) float beside the graph, marked.
   for (const s of model.steps.filter((x) => x.superseded)) {
     nodes.push({ data: { id: `s${s.seq}`, key: s.key, label: `${stepLabel(s, model.info.get(s))}\n(divergent)` }, classes: classesOf(s, model.info.get(s)) });
@@ -78,6 +90,12 @@ export function elements(model, collapsed) {
   nodes.push({ data: { id: "end", label: endLabel }, classes: `terminal end s-${ex.status}` });
   for (const p of last) edge(p, "end", ["completed", "failed", "cancelled"].includes(ex.status) ? "" : "pending");
   return { nodes, edges };
+}
+
+function countInside(model, key) {
+  let n = 0;
+  for (const k of model.children.get(key) || []) n += 1 + countInside(model, k.key);
+  return n;
 }
 
 const STYLE = [
@@ -99,6 +117,7 @@ const STYLE = [
   { selector: "node.divergent", style: { opacity: 0.55, "border-style": "dashed", "border-color": "#6b7280", "background-color": "#f3f4f6" } },
   { selector: "node.copied", style: { "background-blacken": 0.06 } },
   { selector: "node.collapsed", style: { "border-width": 2.5, "background-color": "#f5f3ff", "border-color": "#7c3aed", shape: "round-rectangle" } },
+  { selector: "node.more", style: { "background-color": "#f1f5f9", "border-style": "dashed", "border-color": "#64748b", width: 210 } },
   { selector: "node.terminal", style: { shape: "round-rectangle", width: 130, height: 36, "background-color": "#1f2a44", color: "#f9fafb", "border-width": 0 } },
   { selector: "node.end.s-failed", style: { "background-color": "#b91c1c" } },
   { selector: "node.end.s-completed", style: { "background-color": "#047857" } },
@@ -121,7 +140,9 @@ const STYLE = [
 /** Draw the graph into ``container``; ``onSelect(key)`` when a step is clicked. Returns a controller. */
 export function drawGraph(container, model, onSelect, state) {
   const collapsed = state.collapsed;
-  const { nodes, edges } = elements(model, collapsed);
+  const t0 = performance.now();
+  const { nodes, edges } = elements(model, collapsed, state.showAll ? Infinity : GRAPH_WINDOW);
+  const t1 = performance.now();
   const big = nodes.length > DAGRE_LIMIT;
   const cy = window.cytoscape({
     container, elements: { nodes, edges }, style: STYLE, minZoom: 0.05, maxZoom: 3,
@@ -130,14 +151,21 @@ export function drawGraph(container, model, onSelect, state) {
   const layout = big
     ? { name: "breadthfirst", directed: true, roots: ["start"], spacingFactor: 0.9, animate: false }
     : { name: "dagre", rankDir: "TB", nodeSep: 24, rankSep: 36, animate: false };
+  const t2 = performance.now();
   cy.layout(layout).run();
+  const t3 = performance.now();
   if (state.viewport) cy.viewport(state.viewport);
   else if (nodes.length > 40) {
-    cy.zoom(0.9);
+    cy.zoom(1);
     cy.center(cy.$("#start"));
-    cy.panBy({ x: 0, y: container.clientHeight / 2 - 40 });
+    cy.panBy({ x: 0, y: -(container.clientHeight / 2 - 50) });
   } else cy.fit(undefined, 24);
   cy.on("tap", "node", (event) => {
+    if (event.target.data("more")) {
+      state.showAll = true;
+      state.redraw();
+      return;
+    }
     const key = event.target.data("key");
     if (key) onSelect(key);
   });
@@ -152,7 +180,9 @@ export function drawGraph(container, model, onSelect, state) {
   container.dataset.nodes = String(cy.nodes().length);
   container.dataset.edges = String(cy.edges().length);
   container.dataset.layout = layout.name;
+  container.dataset.windowed = nodes.some((n) => n.data.more) ? "true" : "false";
   window.agentspanGraph = cy;
+  window.agentspanGraphTimings = { elements: t1 - t0, init: t2 - t1, layout: t3 - t2, fit: performance.now() - t3 };
   return {
     cy,
     select(key) {
