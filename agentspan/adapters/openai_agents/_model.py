@@ -86,11 +86,14 @@ class DurableModel(Model):
     Args:
         model: The model that makes the calls.
         name: The step name (default: the model's ``model`` attribute, else its class name).
+        agent: The name of the agent whose turns call it, recorded with each call (the UI groups an
+            agent's turns by it, and shows a handoff where it changes); not part of the step's key.
     """
 
-    def __init__(self, model: Model, name: str | None = None) -> None:
+    def __init__(self, model: Model, name: str | None = None, *, agent: str | None = None) -> None:
         self.model = model
         self.name = _model_name(model, name)
+        self.agent = agent
 
     async def get_response(
         self,
@@ -114,10 +117,13 @@ class DurableModel(Model):
             return await call()
 
         request = _request(system_instructions, input, tools, output_schema, handoffs)
-        recorded = run_usage().recorded(request)
+        recorded = self._with_agent(run_usage().recorded(request))
         response = await run_step_async("llm", self.name, recorded, call, codec=_GET, usage_of=_usage, identity=request)
         run_usage().add(_usage(response))
         return response
+
+    def _with_agent(self, recorded: dict[str, Any]) -> dict[str, Any]:
+        return recorded if self.agent is None else {**recorded, "agent": self.agent}
 
     async def stream_response(
         self,
@@ -153,7 +159,7 @@ class DurableModel(Model):
             return completed
 
         request = _request(system_instructions, input, tools, output_schema, handoffs)
-        recorded = run_usage().recorded(request)
+        recorded = self._with_agent(run_usage().recorded(request))
         # The step runs as a task (in this context) so that its events reach the caller while it runs.
         step = asyncio.ensure_future(
             run_step_async("llm", self.name, recorded, call, codec=_STREAM, usage_of=_usage, identity=request)
@@ -180,9 +186,13 @@ class DurableModel(Model):
         await self.model.close()
 
 
-def durable_model(model: Model) -> Model:
-    """``model`` wrapped in a :class:`DurableModel` (once)."""
-    return model if isinstance(model, DurableModel) else DurableModel(model)
+def durable_model(model: Model, agent: str | None = None) -> Model:
+    """``model`` wrapped in a :class:`DurableModel` (once), recording ``agent`` as the caller's name."""
+    if not isinstance(model, DurableModel):
+        return DurableModel(model, agent=agent)
+    if agent is None or model.agent == agent:
+        return model
+    return DurableModel(model.model, model.name, agent=agent)  # from the provider: named, not yet by agent
 
 
 class DurableModelProvider(ModelProvider):

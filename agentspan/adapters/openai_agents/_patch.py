@@ -41,7 +41,11 @@ _patches = Patches("OpenAI Agents SDK", "openai-agents", "openai-agents 0.20 to 
 # --- wrappers ------------------------------------------------------------------------------------------------
 def _get_model(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     model = wrapped(*args, **kwargs)
-    return durable_model(model) if active() else model
+    if not active():
+        return model
+    agent = args[0] if args else kwargs.get("agent")
+    name = getattr(agent, "name", None)
+    return durable_model(model, name if isinstance(name, str) else None)
 
 
 def _inspected_model(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

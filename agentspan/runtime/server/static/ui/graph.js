@@ -1,7 +1,7 @@
 // The execution as a graph: model calls, tool calls (a fan-out when they ran in parallel), groups for
 // sub-agents, LangGraph nodes, crew tasks and ADK agents, waits and guardrail checks as their own
 // nodes. Cytoscape draws it; dagre lays it out.
-import { batches } from "./model.js";
+import { batches, segments } from "./model.js";
 import { cost, duration, tokens } from "./util.js";
 
 const ICONS = {
@@ -49,8 +49,39 @@ export function elements(model, collapsed, limit) {
   nodes.push({ data: { id: "start", label: `▶ input\n${ex.name}` }, classes: "terminal" });
   const edge = (a, b, cls) => edges.push({ data: { id: `${a}>${b}`, source: a, target: b }, classes: cls || "" });
 
+  // One scope (the execution, or a step with steps inside): its framework parts (LangGraph nodes,
+  // SDK or ADK agents) as groups, each a sequence of batches of steps.
   function walk(scope, parentId, prev) {
     const list = (model.children.get(scope) || []).filter((s) => !s.superseded);
+    const parts = segments(list);
+    const grouped = parts.some((p) => p.part) && !(parts.length === 1 && scope && model.byKey.get(scope).name === (parts[0].part || {}).name);
+    let before = null;
+    for (const seg of parts) {
+      if (!grouped || !seg.part) { prev = walkSteps(seg.steps, parentId, prev, ""); continue; }
+      const gid = `g${seg.steps[0].seq}`;
+      const group = `group:${gid}`;
+      const handoff = before && before.kind === "agent" && seg.part.kind === "agent" && before.name !== seg.part.name ? "handoff" : "";
+      before = seg.part;
+      const first = model.info.get(seg.steps[0]);
+      const lastStep = seg.steps[seg.steps.length - 1];
+      const end = model.info.get(lastStep).end;
+      const took = end !== null ? ` · ${duration(end - first.start)}` : "";
+      const head = `${seg.part.kind === "node" ? "▣ node" : "◎ agent"} · ${seg.part.name}`;
+      if (collapsed.has(group)) {
+        shown += 1;
+        nodes.push({ data: { id: gid, group, label: `${head}\n${seg.steps.length} steps${took}`, parent: parentId || undefined }, classes: `collapsed k-${seg.part.kind}` });
+        for (const p of prev) edge(p, gid, handoff);
+        prev = [gid];
+        continue;
+      }
+      nodes.push({ data: { id: gid, group, label: `${head}${took}`, parent: parentId || undefined }, classes: `group part k-${seg.part.kind}` });
+      prev = walkSteps(seg.steps, gid, prev, handoff);
+    }
+    return prev;
+  }
+
+  function walkSteps(list, parentId, prev, firstEdge) {
+    let edgeClass = firstEdge;
     for (const batch of batches(list)) {
       const exits = [];
       for (const s of batch.steps) {
@@ -60,19 +91,19 @@ export function elements(model, collapsed, limit) {
         const id = `s${s.seq}`;
         const kids = (model.children.get(s.key) || []).filter((k) => !k.superseded);
         const open = kids.length > 0 && !collapsed.has(s.key);
+        const parallel = batch.concurrent && batch.steps.length > 1;
         nodes.push({
           data: { id, key: s.key, label: open ? `${ICONS[s.kind] || "•"} ${s.kind} · ${s.name}${info.duration !== null ? ` · ${duration(info.duration)}` : ""}` : stepLabel(s, info), parent: parentId || undefined },
-          classes: `${classesOf(s, info)}${open ? " group" : kids.length ? " collapsed" : ""}${batch.concurrent && batch.steps.length > 1 ? " parallel" : ""}`,
+          classes: `${classesOf(s, info)}${open ? " group" : kids.length ? " collapsed" : ""}${parallel ? " parallel" : ""}`,
         });
         if (open) {
-          const inner = walk(s.key, id, prev);
-          exits.push(...inner);
+          exits.push(...walk(s.key, id, prev));
         } else {
-          for (const p of prev) edge(p, id, batch.concurrent && batch.steps.length > 1 ? "fan" : "");
+          for (const p of prev) edge(p, id, parallel ? `fan ${edgeClass}` : edgeClass);
           exits.push(id);
         }
       }
-      if (exits.length) prev = exits;
+      if (exits.length) { prev = exits; edgeClass = ""; }
     }
     return prev;
   }
@@ -133,6 +164,7 @@ const STYLE = [
   { selector: "edge", style: {
     width: 1.5, "line-color": "#9aa4b2", "target-arrow-color": "#9aa4b2", "target-arrow-shape": "triangle", "curve-style": "bezier", "arrow-scale": 0.8,
   } },
+  { selector: "edge.handoff", style: { "line-color": "#7c3aed", "target-arrow-color": "#7c3aed", width: 2.5, label: "handoff", "font-size": 10, color: "#6d28d9", "text-background-color": "#fff", "text-background-opacity": 1 } },
   { selector: "edge.fan", style: { "line-color": "#10b981", "target-arrow-color": "#10b981" } },
   { selector: "edge.pending", style: { "line-style": "dashed" } },
 ];
@@ -159,7 +191,13 @@ export function drawGraph(container, model, onSelect, state) {
     cy.zoom(1);
     cy.center(cy.$("#start"));
     cy.panBy({ x: 0, y: -(container.clientHeight / 2 - 50) });
-  } else cy.fit(undefined, 24);
+  } else {
+    cy.fit(undefined, 24);
+    if (cy.zoom() > 1.1) {
+      cy.zoom(1.1);
+      cy.center();
+    }
+  }
   cy.on("tap", "node", (event) => {
     if (event.target.data("more")) {
       state.showAll = true;
@@ -170,8 +208,8 @@ export function drawGraph(container, model, onSelect, state) {
     if (key) onSelect(key);
   });
   cy.on("dbltap", "node", (event) => {
-    const key = event.target.data("key");
-    if (!key || !(model.children.get(key) || []).length) return;
+    const key = event.target.data("key") || event.target.data("group");
+    if (!key || (!event.target.data("group") && !(model.children.get(key) || []).length)) return;
     if (collapsed.has(key)) collapsed.delete(key); else collapsed.add(key);
     state.viewport = { zoom: cy.zoom(), pan: cy.pan() };
     state.redraw();

@@ -136,6 +136,34 @@ export function batches(list) {
   return out;
 }
 
+/** The framework part a flat step belongs to, from what its adapter records: a LangGraph node
+ * (``input.node``), an OpenAI Agents SDK agent (``input.agent`` of its model calls), a Google ADK agent
+ * (``input.config.labels.adk_agent_name``). Null when the step says nothing (it then stays with the
+ * part before it: an SDK tool call belongs to the agent whose turn asked for it). */
+export function partOf(step) {
+  const input = step.input && typeof step.input === "object" && !Array.isArray(step.input) ? step.input : null;
+  if (!input) return null;
+  if (typeof input.node === "string" && (step.kind === "llm" || step.kind === "tool")) return { kind: "node", name: input.node };
+  if (step.kind === "llm" && typeof input.agent === "string") return { kind: "agent", name: input.agent };
+  const labels = step.kind === "llm" && input.config && input.config.labels;
+  if (labels && typeof labels.adk_agent_name === "string") return { kind: "agent", name: labels.adk_agent_name };
+  return null;
+}
+
+/** A scope's steps cut where the framework part changes: [{part, steps}], part null where none is known. */
+export function segments(list) {
+  const out = [];
+  let part = null;
+  for (const s of list) {
+    part = partOf(s) || part;
+    const last = out[out.length - 1];
+    const same = last && (last.part === part || (last.part && part && last.part.kind === part.kind && last.part.name === part.name));
+    if (same) last.steps.push(s);
+    else out.push({ part, steps: [s] });
+  }
+  return out;
+}
+
 export function label(step) {
   return `${step.kind} · ${step.name}`;
 }
