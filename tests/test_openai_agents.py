@@ -183,9 +183,11 @@ def test_handoffs_and_agents_as_tools_resume_without_repeating_calls(service: Se
     assert sorted(s.kind for s in nested) == ["llm", "llm", "tool"], "the agent-as-tool's calls are its children"
     # Each model call records the agent whose turn it was (the UI groups turns and shows the handoff).
     turns = [(s.input["agent"], s.parent is not None) for s in journal if s.kind == "llm"]
-    assert turns == [("triage", False), ("translator", True), ("translator", True), ("triage", False)] + [
-        ("specialist", False)
-    ] * 3
+    assert (
+        turns
+        == [("triage", False), ("translator", True), ("translator", True), ("triage", False)]
+        + [("specialist", False)] * 3
+    )
 
     calm, _ = crew()
     cid = start(service, calm, key="calm")
