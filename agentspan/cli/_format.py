@@ -187,6 +187,9 @@ def print_execution(
     console = _console()
     console.print(f"[bold]{escape(execution.name)}[/]  {execution.id}  {_status(execution.status.value)}")
     console.print(f"  input:  {_full(execution.input) if full else _short(execution.input)}")
+    if execution.forked_from is not None:
+        origin = execution.forked_from
+        console.print(f"  forked: from {origin.execution_id} at step {escape(origin.step)}")
     if isinstance(execution.output, dict) and "output" in execution.output and not full:
         console.print(f"  answer: {_short(execution.output['output'])}")
     elif execution.output is not None:
