@@ -22,7 +22,7 @@ from processes import TESTS
 from agentspan.agents import Agent, AgentRuntime, tool
 from agentspan.agents._loop import agent_function
 from agentspan.client import HttpClient
-from agentspan.errors import ConflictError, InvalidInputError, NotFoundError
+from agentspan.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
 from agentspan.runtime import (
     DivergenceRecord,
     ExecutionStatus,
@@ -159,6 +159,17 @@ def test_fork_from_a_step_inside_a_sub_agent_runs_the_sub_agent_again_replaying_
     ]
     again = next(s for s in journal if s.key == sub.key)
     assert again.epoch == 1 and again.status is StepStatus.COMPLETED and again.seq > copied[-1].seq
+
+
+def test_runtime_fork_refuses_what_nothing_would_run(db_path: Path) -> None:
+    source_id, journal = run_source(db_path)
+    with AgentRuntime(db=db_path, serve_http=False) as runtime:
+        with pytest.raises(NotFoundError, match="no agent named 'researcher' is deployed"):
+            runtime.fork(source_id, journal[1].key)  # no agent given, and no worker serves its name
+        other = Agent(name="other", model=ScriptedModel(["x"]), tools=[search])
+        with pytest.raises(ConfigurationError, match="ran 'researcher', not agent 'other'"):
+            runtime.fork(source_id, journal[1].key, other)
+        assert [e.type for e in runtime.client.get_events(source_id)].count("execution.forked") == 0
 
 
 def test_fork_errors_name_the_key_and_where_to_find_keys(service: Service) -> None:
@@ -327,18 +338,19 @@ def test_cli_fork_on_the_embedded_database_queues_the_fork(db_path: Path) -> Non
     execution = service.create_execution("fn", {"n": 1})
     claim = service.claim("w", ["fn"])
     assert claim is not None
-    step = StepRecord(key="s", kind="step", name="s", status=StepStatus.COMPLETED, output=1)
-    service.write_records(execution.id, "w", claim.epoch, [step])
+    steps = [StepRecord(key=k, kind="step", name=k, status=StepStatus.COMPLETED, output=1) for k in ("a", "s")]
+    service.write_records(execution.id, "w", claim.epoch, steps)
     service.close()
     forked = agentspan(
         "executions", "fork", execution.id, "--step", "s", "--idempotency-key", "k", "--db", str(db_path)
     )
     assert forked.returncode == 0, forked.stderr
     again = agentspan("executions", "fork", execution.id, "--step", "s", "--idempotency-key", "k", "--db", str(db_path))
-    assert again.stdout == forked.stdout
+    assert again.stdout == forked.stdout and "replays 1 recorded step(s)" in forked.stderr
     fork_id = forked.stdout.strip()
     shown = agentspan("executions", "show", fork_id, "--db", str(db_path))
     assert f"forked: from {execution.id} at step s" in shown.stdout
+    assert "copied from the fork's source" in shown.stdout
     service = Service(SQLiteStore(db_path))
     fork = service.get_execution(fork_id)
     assert fork.status is ExecutionStatus.QUEUED and fork.input == {"n": 1}

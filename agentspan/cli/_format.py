@@ -114,6 +114,8 @@ def _label(step: Step, execution: Execution, claims: Sequence[_Claim]) -> str:
         notes.append(f"attempt {step.attempt}")
     if step.superseded:
         notes.append("[dim]superseded[/]")
+    if execution.forked_from is not None and step.epoch == 0:
+        notes.append("[dim]copied from the fork's source[/]")  # written at the fork, before any worker ran
     if step.usage:
         notes.append(f"{step.usage.get('total_tokens', 0)} tokens")
     if len(claims) > 1:
