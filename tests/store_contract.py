@@ -190,6 +190,32 @@ class StoreContract:
         assert journal[0].output == "A" and journal[0].input == {"x": 1}
         assert journal[0].seq < journal[1].seq
 
+    def test_fork_copies_finished_steps_before_the_chosen_one_in_one_transaction(self, store: Store) -> None:
+        epoch = _claimed(store)
+        store.write_records(
+            "e1", "w1", epoch,
+            [_step("a:1", input={"x": 1}, output="A", usage={"total_tokens": 3}), _step("n:1", "started"),
+             _step("n:1/b:1", parent="n:1", output="B"), _step("n:1/c:1", parent="n:1", output="C"),
+             _step("d:1", output="D")],
+            T0 + 2,
+        )  # fmt: skip
+        fork, created = store.fork_execution("e1", "f1", "n:1/c:1", None, T0 + 3)
+        assert created and fork.status is ExecutionStatus.QUEUED and fork.name == "flow" and fork.epoch == 0
+        assert fork.forked_from is not None and (fork.forked_from.execution_id, fork.forked_from.step) == (
+            "e1",
+            "n:1/c:1",
+        )
+        journal = store.get_journal("f1")
+        assert [(s.key, s.output, s.epoch) for s in journal] == [("a:1", "A", 0), ("n:1/b:1", "B", 0)]
+        assert journal[0].input == {"x": 1} and journal[0].usage == {"total_tokens": 3}
+        assert store.events_after("f1", 0, 10)[0].type == "execution.queued"
+        assert store.events_after("e1", 0, 100)[-1].data == {"fork": "f1", "step": "n:1/c:1"}
+        claim = store.claim("w2", ["flow"], 30, T0 + 4)
+        assert claim is not None and claim.execution.id == "f1" and len(claim.journal) == 2
+        with pytest.raises(NotFoundError, match="no step 'zz'"):
+            store.fork_execution("e1", "f2", "zz", None, T0 + 5)
+        assert store.get_execution("f2") is None
+
     def test_a_batch_with_a_bad_record_writes_nothing(self, store: Store) -> None:
         epoch = _claimed(store)
         store.write_records("e1", "w1", epoch, [_step("a:1", output=1)], T0 + 2)

@@ -77,6 +77,7 @@ def test_openapi_document_describes_every_endpoint_and_body(http_server: ServerH
         "/api/executions",
         "/api/executions/{execution_id}",
         "/api/executions/{execution_id}/records",
+        "/api/executions/{execution_id}/fork",
         "/api/executions/{execution_id}/events/stream",
         "/api/claims",
         "/api/definitions/{name}",

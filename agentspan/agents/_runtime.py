@@ -385,6 +385,41 @@ class AgentRuntime:
         output_type = agent.output_type if isinstance(agent, Agent) else None  # SDK agents: JSON, as start()
         return AgentHandle(self._runtime.handle(execution_id), output_type)
 
+    def fork(
+        self, execution_id: str, step: str, agent: Agent | Any | None = None, *, idempotency_key: str | None = None
+    ) -> AgentHandle:
+        """Fork a run from one of its steps and return the new run's handle.
+
+        The new execution runs the same agent on the same input; the steps recorded before ``step`` (a
+        key from the journal: ``agentspan executions show <id> --full``) are replayed, ``step`` and
+        everything after it run again. Pass ``agent`` (the :class:`Agent`, graph, SDK agent, crew...)
+        to have a worker of this process run the fork and to get the handle :meth:`handle` gives for
+        it; without it, a worker serving the agent's name runs it. The same ``idempotency_key``
+        returns the same fork.
+        """
+        source = self.client.get_execution(execution_id)
+        fn: Callable[..., Any] | None = None
+        if agent is None:
+            self._check_known(source.name)
+        elif is_framework_agent(agent):
+            fn = durable_function(agent, source.name)  # under the name the run had (start(name=...))
+        elif isinstance(agent, Agent):
+            if agent.name != source.name:
+                raise ConfigurationError(
+                    f"execution {execution_id} ran {source.name!r}, not agent {agent.name!r}; pass the agent it"
+                    " ran, or none to leave the fork to a worker serving that name"
+                )
+            fn = agent_function(agent)
+        else:
+            raise ConfigurationError(
+                "fork() takes the Agent, compiled LangGraph graph, OpenAI Agents SDK agent, CrewAI Crew or Flow, or"
+                f" Google ADK agent or App the run ran (or none), not {type(agent).__name__}"
+            )
+        fork = self.client.fork_execution(execution_id, step, idempotency_key=idempotency_key)
+        if fn is not None:
+            self._runtime.ensure_worker(fn)
+        return self.handle(fork.id, agent)
+
     # --- deploying and serving ----------------------------------------------------------------------
     def deploy(self, agent: Agent | Any, *, name: str | None = None) -> Definition:
         """Register the agent's definition by name, so any process can start it by name.

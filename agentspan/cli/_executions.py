@@ -1,4 +1,4 @@
-"""``agentspan executions list | show | follow | respond | cancel | retry | delete``."""
+"""``agentspan executions list | show | follow | respond | cancel | retry | fork | delete``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ._common import command_name, connect, fail
 from ._follow import Follower
 from ._format import print_execution, print_executions
 
-__all__ = ["cmd_cancel", "cmd_delete", "cmd_follow", "cmd_list", "cmd_respond", "cmd_retry", "cmd_show"]
+__all__ = ["cmd_cancel", "cmd_delete", "cmd_follow", "cmd_fork", "cmd_list", "cmd_respond", "cmd_retry", "cmd_show"]
 
 # Counting stops here: a listing says "20 of more than 10000" rather than reading a huge history.
 _COUNT_LIMIT = 10_000
@@ -65,7 +65,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_follow(args: argparse.Namespace) -> int:
     client = connect(args, reading=True)
-    execution = client.get_execution(args.execution_id)
+    return _follow(client, args.execution_id)
+
+
+def _follow(client: Client, execution_id: str) -> int:
+    execution = client.get_execution(execution_id)
     follower = Follower(client, execution.id, sys.stdout)
     follower.say(f"following execution {execution.id} of {execution.name} ({execution.status.value}); Ctrl-C stops")
     try:
@@ -100,6 +104,20 @@ def cmd_retry(args: argparse.Namespace) -> int:
     print(new.id)
     print(f"agentspan: retry of {old.id} ({old.status.value}): new execution {new.id} starts fresh", file=sys.stderr)
     return 0
+
+
+def cmd_fork(args: argparse.Namespace) -> int:
+    """A new execution that replays the journal up to ``--step`` and runs fresh from that step."""
+    client = connect(args, reading=True)
+    fork = client.fork_execution(args.execution_id, args.step, idempotency_key=args.idempotency_key)
+    print(fork.id, flush=True)
+    copied = len(client.get_journal(fork.id))
+    print(
+        f"agentspan: fork of {args.execution_id} from step {args.step}: new execution {fork.id} replays"
+        f" {copied} recorded step(s) and runs fresh from there when a worker serves {fork.name}",
+        file=sys.stderr,
+    )
+    return _follow(client, fork.id) if args.follow else 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

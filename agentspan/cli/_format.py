@@ -114,6 +114,8 @@ def _label(step: Step, execution: Execution, claims: Sequence[_Claim]) -> str:
         notes.append(f"attempt {step.attempt}")
     if step.superseded:
         notes.append("[dim]superseded[/]")
+    if execution.forked_from is not None and step.epoch == 0:
+        notes.append("[dim]copied from the fork's source[/]")  # written at the fork, before any worker ran
     if step.usage:
         notes.append(f"{step.usage.get('total_tokens', 0)} tokens")
     if len(claims) > 1:
@@ -187,6 +189,9 @@ def print_execution(
     console = _console()
     console.print(f"[bold]{escape(execution.name)}[/]  {execution.id}  {_status(execution.status.value)}")
     console.print(f"  input:  {_full(execution.input) if full else _short(execution.input)}")
+    if execution.forked_from is not None:
+        origin = execution.forked_from
+        console.print(f"  forked: from {origin.execution_id} at step {escape(origin.step)}")
     if isinstance(execution.output, dict) and "output" in execution.output and not full:
         console.print(f"  answer: {_short(execution.output['output'])}")
     elif execution.output is not None:

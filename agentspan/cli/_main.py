@@ -16,7 +16,7 @@ from ..errors import AgentspanError, InvalidInputError
 from ._approvals import add_approvals_parser
 from ._budget import add_budget_commands
 from ._common import UsageError, connect, fail, load_functions
-from ._executions import cmd_cancel, cmd_delete, cmd_follow, cmd_list, cmd_respond, cmd_retry, cmd_show
+from ._executions import cmd_cancel, cmd_delete, cmd_follow, cmd_fork, cmd_list, cmd_respond, cmd_retry, cmd_show
 from ._run import cmd_run
 
 __all__ = ["main"]
@@ -172,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     ex = sub.add_parser(
-        "executions", help="list, show, follow, answer, cancel, retry and delete executions"
+        "executions", help="list, show, follow, answer, cancel, retry, fork and delete executions"
     ).add_subparsers(dest="action", required=True)
     p = ex.add_parser("list", help="newest executions first")
     p.add_argument("--status", help="queued, running, waiting, completed, failed or cancelled")
@@ -197,6 +197,14 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("execution_id")
         target(p)
         p.set_defaults(func=func)
+
+    p = ex.add_parser("fork", help="start a new execution that replays the journal up to a step and runs fresh from it")
+    p.add_argument("execution_id")
+    p.add_argument("--step", required=True, help="the key of the step to run fresh from (see executions show --full)")
+    p.add_argument("--idempotency-key", help="the same key returns the same fork")
+    p.add_argument("--follow", action="store_true", help="then print the fork's steps live until it finishes")
+    target(p)
+    p.set_defaults(func=cmd_fork)
 
     p = ex.add_parser("respond", help="answer the human input an execution waits for (empty text accepts)")
     p.add_argument("execution_id")

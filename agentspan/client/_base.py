@@ -63,6 +63,11 @@ class Client(Protocol):
         """Cancel an unfinished execution."""
         ...
 
+    def fork_execution(self, execution_id: str, step: str, *, idempotency_key: str | None = None) -> Execution:
+        """Queue a new execution that replays this one's journal up to step ``step`` and runs fresh
+        from it; the same idempotency key returns the same fork."""
+        ...
+
     def delete_execution(self, execution_id: str) -> None:
         """Delete a non-running execution with its journal and events."""
         ...

@@ -328,6 +328,20 @@ class HttpClient:
         result: Execution = self._parse(response, Execution)
         return result
 
+    def fork_execution(self, execution_id: str, step: str, *, idempotency_key: str | None = None) -> Execution:
+        """Queue a new execution that replays this one's journal up to step ``step`` and runs fresh
+        from it; the same idempotency key returns the same fork."""
+        body: dict[str, Any] = {"step": step}
+        if idempotency_key is not None:
+            body["idempotency_key"] = idempotency_key
+        # Without a key, a repeat after a broken connection could fork twice.
+        response = self._request(
+            "POST", _execution_path(execution_id) + "/fork", content=_encode(body, "a fork"),
+            idempotent=idempotency_key is not None,
+        )  # fmt: skip
+        result: Execution = self._parse(response, Execution)
+        return result
+
     def delete_execution(self, execution_id: str) -> None:
         """Delete a non-running execution with its journal and events."""
         self._request("DELETE", _execution_path(execution_id))

@@ -25,6 +25,7 @@ __all__ = [
     "ExecutionStatus",
     "FinishRecord",
     "DivergenceRecord",
+    "ForkOrigin",
     "Definition",
     "Heartbeat",
     "Record",
@@ -108,6 +109,17 @@ class WaitInfo(_Frozen):
     """When a timer is due (UTC)."""
 
 
+class ForkOrigin(_Frozen):
+    """Where a forked execution came from: its journal holds the source's steps before ``step``."""
+
+    execution_id: str
+    """The execution it was forked from."""
+    step: str
+    """The key of the step it runs fresh from (that step and everything after it run again)."""
+    seq: int
+    """That step's position in the source's journal."""
+
+
 class Execution(_Frozen):
     """One run of an agent (or durable function) on one input."""
 
@@ -141,6 +153,8 @@ class Execution(_Frozen):
     """Set when cancelled while a worker held it; the worker sees it on its next write or heartbeat."""
     budget: Budget | None = None
     """The token and cost budget it was started with (raises are recorded in its journal)."""
+    forked_from: ForkOrigin | None = None
+    """Set when it was forked from a step of another execution (see ``Service.fork_execution``)."""
 
 
 class Step(_Frozen):
@@ -176,7 +190,8 @@ class Step(_Frozen):
     superseded: bool = False
     """Kept as history after a divergence; never replayed."""
     epoch: int = 0
-    """The lease epoch under which it was last written."""
+    """The lease epoch under which it was last written; 0 for a step the server wrote before any worker
+    ran the execution (copied from the source journal when the execution was forked)."""
     started_at: datetime
     completed_at: datetime | None = None
 

@@ -137,6 +137,43 @@ class Service(InboxMethods):
             self.notifier.notify(_WORK, _events_topic(execution.id))
         return execution, created
 
+    def fork_execution(self, execution_id: str, step: str, *, idempotency_key: str | None = None) -> Execution:
+        """Queue a new execution of the same agent on the same input (and budget) that replays the
+        journal of ``execution_id`` up to the step whose key is ``step`` and runs fresh from it.
+
+        The fork's journal starts with copies (``epoch`` 0) of the source's finished, active steps
+        recorded before that step; the step itself, everything after it, and the steps it runs inside
+        (a sub-agent, a node) run again. Its ``forked_from`` says where it came from. The source may be
+        in any state: a running one is forked from the journal as committed at that moment. The same
+        ``idempotency_key`` returns the same fork.
+
+        Raises:
+            NotFoundError: no such execution, or no step with that key in its journal.
+            InvalidInputError: the step was superseded by a divergence, or a key is malformed.
+            ConflictError: ``idempotency_key`` was used for another execution.
+        """
+        execution, _ = self.fork_or_get_execution(execution_id, step, idempotency_key=idempotency_key)
+        return execution
+
+    def fork_or_get_execution(
+        self, execution_id: str, step: str, *, idempotency_key: str | None = None
+    ) -> tuple[Execution, bool]:
+        """:meth:`fork_execution`, also saying whether this call created the fork (``False``: the fork
+        with ``idempotency_key`` existed already)."""
+        if not isinstance(step, str) or not 1 <= len(step) <= 1000:
+            raise InvalidInputError(
+                f"a step key is 1 to 1000 characters; list the keys with `agentspan executions show {execution_id}"
+                " --full`"
+            )
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+            raise InvalidInputError("an idempotency key is 1 to 200 characters")
+        execution, created = self.store.fork_execution(
+            execution_id, uuid.uuid4().hex, step, idempotency_key, self.now()
+        )
+        if created:
+            self.notifier.notify(_WORK, _events_topic(execution.id), _events_topic(execution_id))
+        return execution, created
+
     def get_execution(self, execution_id: str) -> Execution:
         """The execution; ``NotFoundError`` if unknown."""
         execution = self.store.get_execution(execution_id)

@@ -26,6 +26,7 @@ __all__ = [
     "BodyReader",
     "ClaimBody",
     "DefinitionBody",
+    "ForkBody",
     "HeartbeatBody",
     "RaiseBudgetBody",
     "RecordsBody",
@@ -108,6 +109,16 @@ class RaiseBudgetBody(_Body):
     """USD to add to ``max_cost_usd`` (a positive number)."""
 
 
+class ForkBody(_Body):
+    """Forking an execution from one of its steps."""
+
+    step: Annotated[str, Field(min_length=1, max_length=1000)]
+    """The key of the step to run fresh from (see the execution's journal); the steps before it are
+    replayed from the source's journal."""
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """Forking again with the same key returns the same fork."""
+
+
 class DefinitionBody(_Body):
     """A deployed agent or durable-function definition."""
 
@@ -145,6 +156,7 @@ BODIES: tuple[type[BaseModel], ...] = (
     HeartbeatBody,
     SignalBody,
     RaiseBudgetBody,
+    ForkBody,
     DefinitionBody,
     ApproveBody,
     RejectBody,

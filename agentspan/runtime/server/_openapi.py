@@ -54,6 +54,7 @@ _CONFLICTS = {
     ("post", "/api/executions"),
     ("delete", "/api/executions/{execution_id}"),
     ("post", "/api/executions/{execution_id}/cancel"),
+    ("post", "/api/executions/{execution_id}/fork"),
     ("post", "/api/executions/{execution_id}/heartbeat"),
     ("post", "/api/executions/{execution_id}/records"),
     ("post", "/api/executions/{execution_id}/signals/{name}"),

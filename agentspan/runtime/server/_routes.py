@@ -37,6 +37,7 @@ from ._bodies import (
     BodyReader,
     ClaimBody,
     DefinitionBody,
+    ForkBody,
     HeartbeatBody,
     RaiseBudgetBody,
     RecordsBody,
@@ -56,6 +57,7 @@ _CLAIM = BodyReader(ClaimBody)
 _HEARTBEAT = BodyReader(HeartbeatBody)
 _SIGNAL = BodyReader(SignalBody, optional=True)
 _RAISE = BodyReader(RaiseBudgetBody)
+_FORK = BodyReader(ForkBody)
 _DEFINITION = BodyReader(DefinitionBody, optional=True)
 
 _STEPS = TypeAdapter(list[Step])
@@ -230,6 +232,26 @@ async def get_execution(execution_id: str, request: Request) -> Response:
 async def cancel_execution(execution_id: str, request: Request) -> Response:
     """Cancel an unfinished execution; a worker running it has its next write rejected."""
     return _json(await asyncio.to_thread(_service(request).cancel_execution, execution_id))
+
+
+@router.post(
+    "/executions/{execution_id}/fork",
+    response_model=Execution,
+    status_code=201,
+    responses={200: {"model": Execution, "description": "The fork with this idempotency key exists"}},
+    openapi_extra=body_doc(ForkBody),
+    tags=["executions"],
+)
+async def fork_execution(execution_id: str, request: Request) -> Response:
+    """Queue a new execution of the same agent and input that replays this one's journal up to
+    ``step`` and runs fresh from it (404 for an unknown step; the same idempotency key returns the
+    same fork)."""
+    body = await _FORK.read(request)
+    service = _service(request)
+    execution, created = await asyncio.to_thread(
+        service.fork_or_get_execution, execution_id, body.step, idempotency_key=body.idempotency_key
+    )
+    return _json(execution, 201 if created else 200)
 
 
 @router.delete("/executions/{execution_id}", status_code=_NO_CONTENT, tags=["executions"])

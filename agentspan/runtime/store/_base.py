@@ -93,6 +93,23 @@ class Store(abc.ABC):
         """Make it ``CANCELLED`` (idempotent); ``ConflictError`` if it already finished otherwise."""
 
     @abc.abstractmethod
+    def fork_execution(
+        self, source_id: str, execution_id: str, step_key: str, idempotency_key: str | None, now: float
+    ) -> tuple[Execution, bool]:
+        """Insert queued execution ``execution_id`` forked from step ``step_key`` of ``source_id``, or
+        return the one with the same idempotency key (and whether this call created it).
+
+        The fork copies the source's columns that say what to run (name, input, budget) and records
+        ``forked_from``. Its journal gets copies (epoch 0) of the source's active, finished steps recorded
+        before the chosen one, except the chosen step's ancestors (they run again) and steps whose parent
+        is neither copied nor such an ancestor. Events: ``execution.queued`` on the fork,
+        ``execution.forked`` on the source.
+
+        Raises ``NotFoundError`` for an unknown execution or step, ``InvalidInputError`` for a superseded
+        step, ``ConflictError`` when the key was used for another execution.
+        """
+
+    @abc.abstractmethod
     def delete_execution(self, execution_id: str) -> None:
         """Delete it with its journal, events and signals; ``ConflictError`` while it is running."""
 

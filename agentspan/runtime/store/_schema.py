@@ -110,6 +110,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE executions ADD COLUMN budget TEXT
     """,
+    # 4: the framework an execution runs (NULL: native or unknown), to filter listings by it.
+    """
+    ALTER TABLE executions ADD COLUMN framework TEXT; CREATE INDEX executions_framework ON executions (framework, created_at DESC)
+    """,
+    # 5: where a forked execution came from (JSON: source execution, step key and seq; NULL: not a fork).
+    """
+    ALTER TABLE executions ADD COLUMN forked_from TEXT
+    """,
 ]
 
 

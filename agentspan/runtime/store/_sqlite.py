@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConflictError, InvalidInputError, LeaseLostError, NotFoundError, UnavailableError
+from .._fork import StepRef, plan_fork
 from .._inbox import INBOX_KINDS, WaitRow
 from .._models import (
     Claim,
@@ -23,6 +24,7 @@ from .._models import (
     ExecutionPage,
     ExecutionStatus,
     FinishRecord,
+    ForkOrigin,
     Heartbeat,
     Record,
     Step,
@@ -37,6 +39,16 @@ from ._rows import Synchronous
 from ._schema import migrate
 
 __all__ = ["SQLiteStore", "Synchronous"]
+
+# The columns that say what an execution runs: a fork copies them from its source. A column added to
+# say what to run (a framework, a version) is added here too.
+_WHAT_TO_RUN = ("name", "input", "budget")
+# The columns of a step a fork copies; it writes its own execution_id and epoch 0, and no wait (the
+# copied steps are finished: a signal or timer they waited for was already answered in the source).
+_FORK_STEP_COLUMNS = (
+    "key, parent, kind, name, status, fingerprint, input, output, error, attempt, idempotency_key,"
+    " concurrent, usage, started_at, completed_at"
+)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -274,6 +286,59 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM work_queue WHERE execution_id = ?", (execution_id,))
             self._event(conn, execution_id, "execution.cancelled", {"previous": status.value}, now)
             return conv.execution(self._row(conn, execution_id))
+
+    def fork_execution(
+        self, source_id: str, execution_id: str, step_key: str, idempotency_key: str | None, now: float
+    ) -> tuple[Execution, bool]:
+        with self._tx() as conn:
+            source = self._row(conn, source_id)
+            if idempotency_key is not None:
+                existing = conn.execute(
+                    f"SELECT {conv.EXEC_COLUMNS} FROM executions WHERE idempotency_key = ?", (idempotency_key,)
+                ).fetchone()
+                if existing is not None:
+                    found = conv.execution(existing)
+                    if found.forked_from is None or (found.forked_from.execution_id, found.forked_from.step) != (
+                        source_id, step_key,
+                    ):  # fmt: skip
+                        raise ConflictError(
+                            f"idempotency key {idempotency_key!r} was already used for execution {found.id},"
+                            f" which is not a fork of {source_id} from step {step_key!r}; use a new key",
+                            execution_id=found.id,
+                        )
+                    return found, False
+            refs = [
+                StepRef(
+                    seq=r["seq"], key=r["key"], parent=r["parent"], status=r["status"], superseded=r["generation"] != 0
+                )
+                for r in conn.execute(
+                    "SELECT seq, key, parent, status, generation FROM steps WHERE execution_id = ? ORDER BY seq",
+                    (source_id,),
+                )
+            ]
+            plan = plan_fork(source_id, step_key, refs)
+            origin = ForkOrigin(execution_id=source_id, step=step_key, seq=plan.seq)
+            copied = ", ".join(_WHAT_TO_RUN)
+            conn.execute(
+                f"INSERT INTO executions (id, status, idempotency_key, created_at, updated_at, forked_from, {copied})"
+                f" SELECT ?, 'queued', ?, ?, ?, ?, {copied} FROM executions WHERE id = ?",
+                (execution_id, idempotency_key, now, now, origin.model_dump_json(), source_id),
+            )
+            conn.executemany(
+                f"INSERT INTO steps (execution_id, epoch, {_FORK_STEP_COLUMNS})"
+                f" SELECT ?, 0, {_FORK_STEP_COLUMNS} FROM steps WHERE seq = ?",
+                [(execution_id, seq) for seq in plan.copy],
+            )
+            conn.execute(
+                "INSERT INTO work_queue (execution_id, name, available_at) VALUES (?, ?, ?)",
+                (execution_id, source["name"], now),
+            )
+            self._event(
+                conn, execution_id, "execution.queued",
+                {"name": source["name"], "forked_from": origin.model_dump(mode="json")}, now,
+            )  # fmt: skip
+            self._event(conn, source_id, "execution.forked", {"fork": execution_id, "step": step_key}, now)
+            return conv.execution(self._row(conn, execution_id)), True
 
     def delete_execution(self, execution_id: str) -> None:
         with self._tx() as conn:
