@@ -23,6 +23,8 @@ __all__ = [
     "Execution",
     "ExecutionPage",
     "ExecutionStatus",
+    "ExecutionSummary",
+    "FRAMEWORK_PATTERN",
     "FinishRecord",
     "DivergenceRecord",
     "Definition",
@@ -106,6 +108,35 @@ class WaitInfo(_Frozen):
     """When a timer is due (UTC)."""
 
 
+FRAMEWORK_PATTERN = r"^[a-z0-9_-]{1,40}$"
+"""What an execution's ``framework`` looks like: a short slug (``native``, ``langgraph``,
+``openai-agents``, ``crewai``, ``google-adk``)."""
+
+
+class ExecutionSummary(_Frozen):
+    """What a listing shows of an execution at a glance, counted from its active journal."""
+
+    steps: int = 0
+    """Active steps (superseded history not counted), of every kind and status."""
+    llm_calls: int = 0
+    """Active model (``llm``) steps."""
+    tool_calls: int = 0
+    """Active ``tool`` steps."""
+    tokens: int = 0
+    """Tokens of the completed model calls, counted as budgets count them."""
+    cost_usd: float | None = None
+    """Their cost from the price table and the budget's prices; ``None`` when a model has no price."""
+    cost_note: str | None = None
+    """Why ``cost_usd`` is ``None``, when a model call was made."""
+    started_at: datetime | None = None
+    """When a worker first claimed it (its first ``execution.running`` event)."""
+    ended_at: datetime | None = None
+    """When it completed, failed or was cancelled; ``None`` while unfinished."""
+    waiting_for: str | None = None
+    """While ``WAITING``: the kind of step it waits on (``approval``, ``human``, ``interrupt``,
+    ``budget``, ``timer``, ``signal``...)."""
+
+
 class Execution(_Frozen):
     """One run of an agent (or durable function) on one input."""
 
@@ -139,6 +170,11 @@ class Execution(_Frozen):
     """Set when cancelled while a worker held it; the worker sees it on its next write or heartbeat."""
     budget: Budget | None = None
     """The token and cost budget it was started with (raises are recorded in its journal)."""
+    framework: str | None = None
+    """What runs it: ``native`` (an ``agentspan.agents.Agent``), ``langgraph``, ``openai-agents``,
+    ``crewai`` or ``google-adk``; ``None`` for a plain durable function."""
+    summary: ExecutionSummary | None = None
+    """Counts and times for a listing; only in ``list_executions(summary=True)`` answers."""
 
 
 class Step(_Frozen):
@@ -216,6 +252,8 @@ class CreateExecution(_Frozen):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     budget: Budget | None = None
     """Limits on the tokens and cost of its model calls."""
+    framework: Annotated[str, Field(pattern=FRAMEWORK_PATTERN)] | None = None
+    """What runs it (see :attr:`Execution.framework`); ``None`` for a plain durable function."""
 
 
 class StepRecord(_Frozen):
@@ -298,6 +336,8 @@ class ExecutionPage(_Frozen):
     items: list[Execution]
     next_cursor: str | None = None
     """Pass as ``cursor`` to get the next page; ``None`` on the last page."""
+    total: int | None = None
+    """How many executions match the filters, all pages together; only with ``summary=True``."""
 
 
 def validate(model: type[M], data: Any) -> M:
