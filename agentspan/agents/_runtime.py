@@ -237,7 +237,9 @@ class AgentRuntime:
 
         fn = graph_function(graph, name)
         data = execution_input(value, config)
-        return GraphHandle(self._start_function(fn, data, idempotency_key, guardrails, retry_refusal(graph), budget))
+        # Only guardrails need the graph's messages: a graph of any state runs without them.
+        refusal = retry_refusal(graph) if guardrails else None
+        return GraphHandle(self._start_function(fn, data, idempotency_key, guardrails, refusal, budget))
 
     def _start_openai_agent(
         self,
