@@ -285,3 +285,23 @@ def test_executions_recorded_before_the_framework_column_list_with_none(tmp_path
         assert service.list_executions(status=ExecutionStatus.COMPLETED, q="LEG").items[0].id == "old1"
     finally:
         service.close()
+
+
+def test_the_cli_lists_the_framework_and_filters_by_it(db_path: Path) -> None:
+    from test_cli import agentspan
+
+    service = Service(SQLiteStore(db_path))
+    try:
+        graph = service.create_execution("a-graph", {}, framework="langgraph").id
+        plain = service.create_execution("a-function", {}).id
+    finally:
+        service.close()
+    listed = agentspan("executions", "list", "--db", str(db_path))
+    assert listed.returncode == 0, listed.stderr
+    assert "framework" in listed.stdout.splitlines()[0]
+    rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:] if line.strip()}
+    assert "langgraph" in rows[graph] and "-" in rows[plain]
+    filtered = agentspan("executions", "list", "--db", str(db_path), "--framework", "langgraph")
+    assert graph in filtered.stdout and plain not in filtered.stdout
+    bad = agentspan("executions", "list", "--db", str(db_path), "--framework", "Lang Graph")
+    assert bad.returncode != 0 and "framework" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
