@@ -101,6 +101,37 @@ def test_native_and_langgraph_runs_record_their_framework_and_a_summary_of_their
     assert langgraph_only["total"] == 1
 
 
+def test_sdk_agents_and_langgraph_drop_ins_and_durable_functions_record_what_runs_them(db_path: Path) -> None:
+    import openai
+    from agents import Agent as SdkAgent
+    from agents import OpenAIChatCompletionsModel
+
+    import agentspan.adapters.langgraph as lg
+    from agentspan import durable
+    from agentspan.testing import FakeOpenAIServer
+
+    @durable.function(name="plain-fn")
+    def plain(n: int) -> int:
+        return n + 1
+
+    with FakeOpenAIServer(["the answer"]) as fake:
+        pool = openai.DefaultAsyncHttpxClient(limits=httpx.Limits(max_keepalive_connections=0))
+        client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0, http_client=pool)
+        sdk = SdkAgent(
+            name="sdk-agent",
+            instructions="Answer.",
+            model=OpenAIChatCompletionsModel(model="gpt-4o", openai_client=client),
+        )
+        with AgentRuntime(db=db_path, serve_http=False) as runtime:
+            assert runtime.run(sdk, "question?", timeout=30).is_success
+            assert lg.durable(one_node_graph("dropped-in"), runtime=runtime).invoke({"text": "x"}) == {"text": "X"}
+            assert runtime._runtime.run(plain, 1) == 2
+            frameworks = {e.name: e.framework for e in runtime.client.list_executions().items}
+            sdk_summary = runtime.client.list_executions(framework="openai-agents", summary=True).items[0].summary
+    assert frameworks == {"sdk-agent": "openai-agents", "dropped-in": "langgraph", "plain-fn": None}
+    assert sdk_summary is not None and sdk_summary.llm_calls == 1 and sdk_summary.tokens > 0
+
+
 def test_an_unpriced_model_gives_tokens_and_no_cost_with_a_note(db_path: Path) -> None:
     model = priced_research(1, provider="local", name="my-finetune")
     with AgentRuntime(db=db_path, serve_http=False) as runtime:
