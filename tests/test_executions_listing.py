@@ -191,6 +191,34 @@ def test_summary_counts_active_steps_only_and_says_what_a_waiting_execution_wait
     assert other.ended_at is not None and other.waiting_for is None
 
 
+def test_a_durable_sleep_and_an_exhausted_budget_say_what_they_wait_for(db_path: Path) -> None:
+    from processes import wait_until
+
+    from agentspan import durable
+    from agentspan.agents import Budget
+
+    @durable.function(name="napper")
+    def napper() -> str:
+        durable.sleep(3600)
+        return "rested"
+
+    model = priced_research(5)
+    spender = Agent(name="spender", model=model, instructions="Go.", tools=[search])
+    with AgentRuntime(db=db_path, serve_http=False) as runtime:
+        nap = runtime._runtime.start(napper).execution_id
+        spent = runtime.start(spender, "go", budget=Budget(max_tokens=150, on_exhausted="wait")).execution_id
+
+        def waiting_for() -> dict[str, str | None]:
+            items = runtime.client.list_executions(status="waiting", summary=True).items
+            return {e.id: e.summary.waiting_for for e in items if e.summary is not None}
+
+        wait_until(lambda: len(waiting_for()) == 2, "both executions to wait")
+        found = waiting_for()
+        for execution_id in (nap, spent):
+            runtime.client.cancel_execution(execution_id)
+    assert found == {nap: "timer", spent: "budget"}
+
+
 # --- filters, search, total ----------------------------------------------------------------------------
 def test_filters_by_framework_status_and_search_with_the_total_of_the_filtered_set(
     service: Service, api: httpx.Client
