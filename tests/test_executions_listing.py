@@ -127,8 +127,8 @@ def test_sdk_agents_and_langgraph_drop_ins_and_durable_functions_record_what_run
             assert lg.durable(one_node_graph("dropped-in"), runtime=runtime).invoke({"text": "x"}) == {"text": "X"}
             assert runtime._runtime.run(plain, 1) == 2
             frameworks = {e.name: e.framework for e in runtime.client.list_executions().items}
-            sdk_summary = runtime.client.list_executions(framework="openai-agents", summary=True).items[0].summary
-    assert frameworks == {"sdk-agent": "openai-agents", "dropped-in": "langgraph", "plain-fn": None}
+            sdk_summary = runtime.client.list_executions(framework="openai_agents", summary=True).items[0].summary
+    assert frameworks == {"sdk-agent": "openai_agents", "dropped-in": "langgraph", "plain-fn": None}
     assert sdk_summary is not None and sdk_summary.llm_calls == 1 and sdk_summary.tokens > 0
 
 
@@ -247,6 +247,10 @@ def test_filters_by_framework_status_and_search_with_the_total_of_the_filtered_s
     assert ids(q=made["d"][:6].upper()) == {made["d"]}
     assert ids(q=made["d"][3:12]) == set(), "ids match by prefix only"
     assert ids(framework="crewai") == set()
+    sdk = service.create_execution("sdk", {}, framework="openai-agents")
+    assert sdk.framework == "openai_agents", "a hyphen reads as _, as the approvals inbox spells it"
+    assert ids(framework="openai-agents") == ids(framework="openai_agents") == {sdk.id}
+    service.delete_execution(sdk.id)
     page = listing(api, summary="true", limit=2)
     assert page["total"] == 5 and len(page["items"]) == 2 and page["next_cursor"]
     second = listing(api, summary="true", limit=2, cursor=page["next_cursor"])
@@ -264,7 +268,7 @@ def test_a_framework_that_is_not_a_slug_is_refused_when_creating(service: Servic
     response = api.post("/executions", json={"name": "fn", "framework": "Lang Graph!"})
     assert response.status_code in (400, 422) and "framework" in response.text
     created = api.post("/executions", json={"name": "fn", "framework": "openai-agents"})
-    assert created.status_code == 201 and created.json()["framework"] == "openai-agents"
+    assert created.status_code == 201 and created.json()["framework"] == "openai_agents", "a hyphen reads as _"
 
 
 # --- a large history ------------------------------------------------------------------------------------

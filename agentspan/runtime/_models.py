@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidInputError
 from ._budget import Budget
@@ -25,6 +25,7 @@ __all__ = [
     "ExecutionStatus",
     "ExecutionSummary",
     "FRAMEWORK_PATTERN",
+    "framework_slug",
     "FinishRecord",
     "DivergenceRecord",
     "Definition",
@@ -110,7 +111,13 @@ class WaitInfo(_Frozen):
 
 FRAMEWORK_PATTERN = r"^[a-z0-9_-]{1,40}$"
 """What an execution's ``framework`` looks like: a short slug (``native``, ``langgraph``,
-``openai-agents``, ``crewai``, ``google-adk``)."""
+``openai_agents``, ``crewai``, ``google_adk``, as the approvals inbox names them)."""
+
+
+def framework_slug(value: str) -> str:
+    """``value`` with hyphens read as underscores: ``openai-agents`` (as the install extras and deployed
+    definitions spell it) is ``openai_agents``."""
+    return value.replace("-", "_")
 
 
 class ExecutionSummary(_Frozen):
@@ -171,8 +178,8 @@ class Execution(_Frozen):
     budget: Budget | None = None
     """The token and cost budget it was started with (raises are recorded in its journal)."""
     framework: str | None = None
-    """What runs it: ``native`` (an ``agentspan.agents.Agent``), ``langgraph``, ``openai-agents``,
-    ``crewai`` or ``google-adk``; ``None`` for a plain durable function."""
+    """What runs it: ``native`` (an ``agentspan.agents.Agent``), ``langgraph``, ``openai_agents``,
+    ``crewai`` or ``google_adk``; ``None`` for a plain durable function."""
     summary: ExecutionSummary | None = None
     """Counts and times for a listing; only in ``list_executions(summary=True)`` answers."""
 
@@ -252,8 +259,9 @@ class CreateExecution(_Frozen):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     budget: Budget | None = None
     """Limits on the tokens and cost of its model calls."""
-    framework: Annotated[str, Field(pattern=FRAMEWORK_PATTERN)] | None = None
-    """What runs it (see :attr:`Execution.framework`); ``None`` for a plain durable function."""
+    framework: Annotated[str, Field(pattern=FRAMEWORK_PATTERN), AfterValidator(framework_slug)] | None = None
+    """What runs it (see :attr:`Execution.framework`; ``openai-agents`` is read as ``openai_agents``);
+    ``None`` for a plain durable function."""
 
 
 class StepRecord(_Frozen):

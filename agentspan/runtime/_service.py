@@ -34,6 +34,7 @@ from ._models import (
     Record,
     Step,
     WriteResult,
+    framework_slug,
     validate,
 )
 from ._notify import Notifier
@@ -197,14 +198,15 @@ class Service(InboxMethods):
                 raise InvalidInputError(f"{label} must carry a timezone, e.g. 2026-01-01T00:00:00Z")
         if framework is not None and not re.match(FRAMEWORK_PATTERN, framework):
             raise InvalidInputError(
-                f"framework {framework!r} is not a framework name; use native, langgraph, openai-agents, crewai"
-                " or google-adk"
+                f"framework {framework!r} is not a framework name; use native, langgraph, openai_agents, crewai"
+                " or google_adk"
             )
         if q is not None and len(q) > 200:
             raise InvalidInputError("q is longer than 200 characters; search by an id prefix or part of a name")
         return self.store.list_executions(
             status=status, name=name, created_after=created_after, created_before=created_before,
-            limit=limit, cursor=cursor, framework=framework, q=q or None, summary=summary,
+            limit=limit, cursor=cursor, framework=None if framework is None else framework_slug(framework),
+            q=q or None, summary=summary,
         )  # fmt: skip
 
     def cancel_execution(self, execution_id: str) -> Execution:

@@ -79,7 +79,9 @@ def _rfc3339(value: Any) -> Any:
 
 _DateTime = Annotated[datetime | None, BeforeValidator(_rfc3339), Query()]
 _CURSOR = "The `next_cursor` of the previous page; omit it for the first page"
-_FRAMEWORK = "What runs the executions: `native`, `langgraph`, `openai-agents`, `crewai` or `google-adk`"
+_FRAMEWORK = (
+    "What runs the executions: `native`, `langgraph`, `openai_agents`, `crewai` or `google_adk` (a hyphen reads as `_`)"
+)
 _SEARCH = "An execution id prefix, or a part of the name; case does not matter"
 _SUMMARY = "Add each item's `summary` (steps, model and tool calls, tokens, cost, times) and the page's `total`"
 # An event id in 18 digits is always in range; empty means none (EventSource sends no other).

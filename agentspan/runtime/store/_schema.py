@@ -110,7 +110,7 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE executions ADD COLUMN budget TEXT
     """,
-    # 4: what runs an execution (native, langgraph, openai-agents, crewai, google-adk; NULL: a plain
+    # 4: what runs an execution (native, langgraph, openai_agents, crewai, google_adk; NULL: a plain
     # durable function), so listings can filter by it; the index serves that filter newest first.
     """
     ALTER TABLE executions ADD COLUMN framework TEXT;
