@@ -89,6 +89,47 @@ class StoreContract:
         )  # fmt: skip
         assert [e.id for e in window.items] == ["e2", "e1"]
 
+    def test_listing_by_framework_and_search_with_summaries_and_the_total(self, store: Store) -> None:
+        for i, (name, framework) in enumerate([("Billing", "native"), ("graph-x", "langgraph"), ("fn", None)]):
+            store.create_execution(f"e{i}", name, "{}", None, T0 + i, framework=framework)
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        claim = store.claim("w1", ["Billing"], 30, T0 + 5)
+        assert claim is not None
+        store.write_records("e0", "w1", claim.epoch, [
+            StepRecord(key="m", kind="llm", name="gpt-4o", status=StepStatus.COMPLETED, usage=usage),
+            StepRecord(key="t", kind="tool", name="refund", status=StepStatus.COMPLETED),
+            FinishRecord(status="completed", output=1),
+        ], T0 + 6)  # fmt: skip
+
+        def listed(**filters: object) -> tuple[list[str], int | None]:
+            page = store.list_executions(
+                status=None, name=None, created_after=None, created_before=None, limit=10, cursor=None,
+                summary=True, **filters,  # type: ignore[arg-type]
+            )  # fmt: skip
+            return [e.id for e in page.items], page.total
+
+        assert listed() == (["e2", "e1", "e0"], 3)
+        assert listed(framework="langgraph") == (["e1"], 1)
+        assert listed(q="bill") == (["e0"], 1)
+        assert listed(q="E1") == (["e1"], 1)
+        plain = store.list_executions(
+            status=None, name=None, created_after=None, created_before=None, limit=10, cursor=None
+        )
+        assert plain.total is None and all(e.summary is None for e in plain.items)
+        assert [e.framework for e in plain.items] == [None, "langgraph", "native"]
+        summary = (
+            store.list_executions(
+                status=None, name="Billing", created_after=None, created_before=None, limit=1, cursor=None, summary=True
+            )
+            .items[0]
+            .summary
+        )
+        assert summary is not None
+        assert (summary.steps, summary.llm_calls, summary.tool_calls, summary.tokens) == (2, 1, 1, 15)
+        assert summary.cost_usd == pytest.approx((10 * 2.50 + 5 * 10.00) / 1e6)
+        assert summary.started_at == datetime.fromtimestamp(T0 + 5, UTC)
+        assert summary.ended_at == datetime.fromtimestamp(T0 + 6, UTC)
+
     def test_a_cursor_the_store_did_not_issue_is_rejected(self, store: Store) -> None:
         with pytest.raises(InvalidInputError, match="cursor"):
             store.list_executions(

@@ -18,7 +18,7 @@ EXPECTED = {
     "agentspan.worker": ["Worker", "default_worker_id"],
     "agentspan.runtime": [
         "AgentStatus", "Budget", "Claim", "Definition", "DivergenceRecord", "ErrorInfo", "Event", "Execution",
-        "ExecutionPage", "ExecutionStatus", "FinishRecord", "ForkOrigin", "Heartbeat", "InboxDecision", "InboxItem", "InboxPage",
+        "ExecutionPage", "ExecutionStatus", "ExecutionSummary", "FinishRecord", "ForkOrigin", "Heartbeat", "InboxDecision", "InboxItem", "InboxPage",
         "InboxStatus", "InboxType", "Price", "Record", "SQLiteStore", "Service", "Step", "StepRecord", "StepStatus",
         "Store", "WaitInfo", "WriteResult",
     ],

@@ -334,7 +334,7 @@ def agent_function(agent: Agent) -> Callable[..., Any]:
         return await run_agent(agent, prompt)
 
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
-        name=agent.name, fn=entry, strict=False, codec=Codec(None)
+        name=agent.name, fn=entry, strict=False, codec=Codec(None), framework="native"
     )
     object.__setattr__(agent, "_function", entry)  # the agent is frozen; this is a cache
     return entry

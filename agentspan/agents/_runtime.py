@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..durable import ExecutionHandle, FunctionDefinition, Runtime
 from ..durable._runtime import find_unfinished
 from ..errors import ConfigurationError, NotFoundError
 from ..runtime import Budget, Definition, Execution, StepStatus
+from ..runtime._models import FRAMEWORK_PATTERN
 from ..runtime.store._sqlite import Synchronous
 from ._agent import Agent
 from ._guardrail import Guardrail
@@ -211,7 +213,9 @@ class AgentRuntime:
         if execution is None:
             if not isinstance(agent, Agent):
                 self._check_known(name)
-            execution = self.client.create_execution(name, data, idempotency_key=idempotency_key, budget=budget)
+            execution = self.client.create_execution(
+                name, data, idempotency_key=idempotency_key, budget=budget, framework=self._framework_of(agent)
+            )
         self._say_if_resuming(execution)
         if isinstance(agent, Agent):
             self._runtime.ensure_worker(agent_function(agent))
@@ -233,7 +237,9 @@ class AgentRuntime:
 
         fn = graph_function(graph, name)
         data = execution_input(value, config)
-        return GraphHandle(self._start_function(fn, data, idempotency_key, guardrails, retry_refusal(graph), budget))
+        # Only guardrails need the graph's messages: a graph of any state runs without them.
+        refusal = retry_refusal(graph) if guardrails else None
+        return GraphHandle(self._start_function(fn, data, idempotency_key, guardrails, refusal, budget))
 
     def _start_openai_agent(
         self,
@@ -303,8 +309,9 @@ class AgentRuntime:
         execution = None if idempotency_key else self._unfinished(function_name, data, budget)
         if execution is None:
             execution = self.client.create_execution(
-                function_name, data, idempotency_key=idempotency_key, budget=budget
-            )
+                function_name, data, idempotency_key=idempotency_key, budget=budget,
+                framework=FunctionDefinition.of(fn).framework,
+            )  # fmt: skip
         self._say_if_resuming(execution)
         self._runtime.ensure_worker(fn)
         return ExecutionHandle(self.client, execution.id)
@@ -335,6 +342,19 @@ class AgentRuntime:
         if not is_graph(graph):
             raise ConfigurationError(f"stream() runs compiled LangGraph graphs, not {type(graph).__name__}")
         return start_stream(self._runtime, graph_function(graph, name), input, config, stream_mode)
+
+    def _framework_of(self, agent: Agent | str) -> str | None:
+        """What runs ``agent``: ``native`` for an Agent; for a deployed name, what its definition says."""
+        if isinstance(agent, Agent):
+            return "native"
+        try:
+            definition = self.client.get_definition(agent)
+        except NotFoundError:
+            return None  # served by a worker, not deployed: its framework is not known here
+        if definition.kind != "agent":
+            return None
+        found = definition.spec.get("framework", "native")  # a deployed Agent's spec does not say it
+        return found if isinstance(found, str) and re.match(FRAMEWORK_PATTERN, found) else None
 
     def _check_known(self, name: str) -> None:
         """Refuse to queue a run of a name that is neither deployed nor served: nothing would run it."""

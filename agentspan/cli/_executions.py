@@ -22,7 +22,9 @@ def _count(client: Client, args: argparse.Namespace) -> tuple[int, bool]:
     """How many executions match the filters (up to the limit), and whether there are more."""
     total, cursor = 0, None
     while True:
-        page = client.list_executions(status=args.status, name=args.name, limit=1000, cursor=cursor)
+        page = client.list_executions(
+            status=args.status, name=args.name, framework=args.framework, limit=1000, cursor=cursor
+        )
         total += len(page.items)
         cursor = page.next_cursor
         if cursor is None:
@@ -33,7 +35,9 @@ def _count(client: Client, args: argparse.Namespace) -> tuple[int, bool]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     client = connect(args, reading=True)
-    page = client.list_executions(status=args.status, name=args.name, limit=args.limit, cursor=args.cursor)
+    page = client.list_executions(
+        status=args.status, name=args.name, framework=args.framework, limit=args.limit, cursor=args.cursor
+    )
     print_executions(page.items)
     if page.next_cursor is None and args.cursor is None:
         if page.items:
@@ -44,7 +48,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"{len(page.items)} of {of} executions", end="")
     if page.next_cursor is not None:
         filters = "".join(
-            f" --{flag} {value}" for flag, value in (("status", args.status), ("name", args.name)) if value
+            f" --{flag} {value}"
+            for flag, value in (("status", args.status), ("name", args.name), ("framework", args.framework))
+            if value
         )
         print(
             f"; next page: {command_name()} executions list{filters} --limit {args.limit} --cursor {page.next_cursor}"

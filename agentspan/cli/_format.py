@@ -55,11 +55,11 @@ def print_executions(items: Sequence[Execution]) -> None:
         return
     table = Table(box=None, pad_edge=False)
     table.add_column("id", no_wrap=True, min_width=32)
-    for column in ("status", "name", "created", "updated"):
+    for column in ("status", "name", "framework", "created", "updated"):
         table.add_column(column, no_wrap=True)
     for e in items:
         table.add_row(
-            e.id, _status(e.status.value), escape(e.name),
+            e.id, _status(e.status.value), escape(e.name), e.framework or "-",
             f"{e.created_at:%Y-%m-%d %H:%M:%S}", f"{e.updated_at:%H:%M:%S}",
         )  # fmt: skip
     console.print(table)

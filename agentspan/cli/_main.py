@@ -177,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     p = ex.add_parser("list", help="newest executions first")
     p.add_argument("--status", help="queued, running, waiting, completed, failed or cancelled")
     p.add_argument("--name")
+    p.add_argument("--framework", help="native, langgraph, openai_agents, crewai or google_adk")
     p.add_argument("--limit", type=int, default=20, help="executions per page (default 20)")
     p.add_argument("--cursor", help="the next page, as printed under the previous one")
     target(p)

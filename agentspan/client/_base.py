@@ -36,10 +36,16 @@ class Client(Protocol):
     """True when a write is a cheap in-process call, so async code may make it without a thread."""
 
     def create_execution(
-        self, name: str, input: Any = None, *, idempotency_key: str | None = None, budget: Budget | None = None
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        budget: Budget | None = None,
+        framework: str | None = None,
     ) -> Execution:
-        """Queue an execution of ``name`` (limited to ``budget``); the same idempotency key returns the
-        same execution."""
+        """Queue an execution of ``name`` (limited to ``budget``, run by ``framework``); the same
+        idempotency key returns the same execution."""
         ...
 
     def get_execution(self, execution_id: str) -> Execution:
@@ -55,8 +61,12 @@ class Client(Protocol):
         created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        framework: str | None = None,
+        q: str | None = None,
+        summary: bool = False,
     ) -> ExecutionPage:
-        """Executions newest first, filtered, one page at a time."""
+        """Executions newest first, filtered (``q``: an id prefix or part of the name, any case), one
+        page at a time; with ``summary``, each item's counts and the ``total``."""
         ...
 
     def cancel_execution(self, execution_id: str) -> Execution:

@@ -280,13 +280,21 @@ class HttpClient:
 
     # executions ----------------------------------------------------------------------------------------
     def create_execution(
-        self, name: str, input: Any = None, *, idempotency_key: str | None = None, budget: Budget | None = None
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        budget: Budget | None = None,
+        framework: str | None = None,
     ) -> Execution:
-        """Queue an execution of ``name`` (limited to ``budget``); the same idempotency key returns the
-        same execution."""
+        """Queue an execution of ``name`` (limited to ``budget``, run by ``framework``); the same
+        idempotency key returns the same execution."""
         body: dict[str, Any] = {"name": name, "input": input, "idempotency_key": idempotency_key}
         if budget is not None:
             body["budget"] = budget.model_dump(mode="json")
+        if framework is not None:
+            body["framework"] = framework
         content = _encode(body, "execution input")
         # Without a key, a repeat after a broken connection could start a second execution.
         response = self._request("POST", "/executions", content=content, idempotent=idempotency_key is not None)
@@ -307,15 +315,22 @@ class HttpClient:
         created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        framework: str | None = None,
+        q: str | None = None,
+        summary: bool = False,
     ) -> ExecutionPage:
-        """Executions newest first, filtered, one page at a time."""
+        """Executions newest first, filtered, one page at a time (see :meth:`Client.list_executions`)."""
         params: dict[str, Any] = {"limit": limit}
+        if summary:
+            params["summary"] = "true"
         for key, value in (
             ("status", status),
             ("name", name),
             ("created_after", created_after),
             ("created_before", created_before),
             ("cursor", cursor),
+            ("framework", framework),
+            ("q", q),
         ):
             if value is not None:
                 params[key] = value.isoformat() if isinstance(value, datetime) else str(value)

@@ -57,6 +57,9 @@ class FunctionDefinition:
     strict: bool
     """Fail on divergence instead of re-executing from the divergent step."""
     codec: Codec = dataclasses.field(repr=False, compare=False)
+    framework: str | None = None
+    """What the function runs (``native``, ``langgraph``, ``openai_agents``, ``crewai``, ``google_adk``),
+    recorded with its executions; ``None`` for a plain durable function."""
 
     @staticmethod
     def of(fn: Callable[..., Any]) -> FunctionDefinition:

@@ -264,7 +264,9 @@ class Runtime:
         """
         definition = FunctionDefinition.of(fn)
         arguments = to_json(definition.bind(args, kwargs), f"the arguments of {definition.name}")
-        execution = self.client.create_execution(definition.name, arguments, idempotency_key=idempotency_key)
+        execution = self.client.create_execution(
+            definition.name, arguments, idempotency_key=idempotency_key, framework=definition.framework
+        )
         self.ensure_worker(fn)
         return ExecutionHandle(self.client, execution.id, codec=definition.codec)
 

@@ -209,8 +209,15 @@ class Spend:
         usage = usage or {}
         prompt = int(usage.get("prompt_tokens", 0) or 0)
         completion = int(usage.get("completion_tokens", 0) or 0)
-        self.calls += 1
-        self.tokens += _tokens(usage)
+        return self.add_calls(model, 1, prompt, completion, _tokens(usage), prices)
+
+    def add_calls(
+        self, model: str, calls: int, prompt: int, completion: int, tokens: int, prices: dict[str, tuple[float, float]]
+    ) -> bool:
+        """Count ``calls`` model calls of ``model`` at once, their usage summed (as a store sums it);
+        returns whether the model is newly found unpriced."""
+        self.calls += calls
+        self.tokens += tokens
         self.prompt_tokens += prompt
         self.completion_tokens += completion
         price = price_of(model, prices)

@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidInputError
 from ._budget import Budget
@@ -23,6 +23,9 @@ __all__ = [
     "Execution",
     "ExecutionPage",
     "ExecutionStatus",
+    "ExecutionSummary",
+    "FRAMEWORK_PATTERN",
+    "framework_slug",
     "FinishRecord",
     "DivergenceRecord",
     "ForkOrigin",
@@ -120,6 +123,41 @@ class ForkOrigin(_Frozen):
     """That step's position in the source's journal."""
 
 
+FRAMEWORK_PATTERN = r"^[a-z0-9_-]{1,40}$"
+"""What an execution's ``framework`` looks like: a short slug (``native``, ``langgraph``,
+``openai_agents``, ``crewai``, ``google_adk``, as the approvals inbox names them)."""
+
+
+def framework_slug(value: str) -> str:
+    """``value`` with hyphens read as underscores: ``openai-agents`` (as the install extras and deployed
+    definitions spell it) is ``openai_agents``."""
+    return value.replace("-", "_")
+
+
+class ExecutionSummary(_Frozen):
+    """What a listing shows of an execution at a glance, counted from its active journal."""
+
+    steps: int = 0
+    """Active steps (superseded history not counted), of every kind and status."""
+    llm_calls: int = 0
+    """Active model (``llm``) steps."""
+    tool_calls: int = 0
+    """Active ``tool`` steps."""
+    tokens: int = 0
+    """Tokens of the completed model calls, counted as budgets count them."""
+    cost_usd: float | None = None
+    """Their cost from the price table and the budget's prices; ``None`` when a model has no price."""
+    cost_note: str | None = None
+    """Why ``cost_usd`` is ``None``, when a model call was made."""
+    started_at: datetime | None = None
+    """When a worker first claimed it (its first ``execution.running`` event)."""
+    ended_at: datetime | None = None
+    """When it completed, failed or was cancelled; ``None`` while unfinished."""
+    waiting_for: str | None = None
+    """While ``WAITING``: the kind of step it waits on (``approval``, ``human``, ``interrupt``,
+    ``budget``, ``timer``, ``signal``...)."""
+
+
 class Execution(_Frozen):
     """One run of an agent (or durable function) on one input."""
 
@@ -155,6 +193,11 @@ class Execution(_Frozen):
     """The token and cost budget it was started with (raises are recorded in its journal)."""
     forked_from: ForkOrigin | None = None
     """Set when it was forked from a step of another execution (see ``Service.fork_execution``)."""
+    framework: str | None = None
+    """What runs it: ``native`` (an ``agentspan.agents.Agent``), ``langgraph``, ``openai_agents``,
+    ``crewai`` or ``google_adk``; ``None`` for a plain durable function."""
+    summary: ExecutionSummary | None = None
+    """Counts and times for a listing; only in ``list_executions(summary=True)`` answers."""
 
 
 class Step(_Frozen):
@@ -233,6 +276,9 @@ class CreateExecution(_Frozen):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     budget: Budget | None = None
     """Limits on the tokens and cost of its model calls."""
+    framework: Annotated[str, Field(pattern=FRAMEWORK_PATTERN), AfterValidator(framework_slug)] | None = None
+    """What runs it (see :attr:`Execution.framework`; ``openai-agents`` is read as ``openai_agents``);
+    ``None`` for a plain durable function."""
 
 
 class StepRecord(_Frozen):
@@ -315,6 +361,8 @@ class ExecutionPage(_Frozen):
     items: list[Execution]
     next_cursor: str | None = None
     """Pass as ``cursor`` to get the next page; ``None`` on the last page."""
+    total: int | None = None
+    """How many executions match the filters, all pages together; only with ``summary=True``."""
 
 
 def validate(model: type[M], data: Any) -> M:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from ._budget import BUDGET_PREFIX, Budget, raise_of
 from ._human import HUMAN_PREFIX, feedback_of
 from ._inbox_service import InboxMethods
 from ._models import (
+    FRAMEWORK_PATTERN,
     Claim,
     CreateExecution,
     Definition,
@@ -32,6 +34,7 @@ from ._models import (
     Record,
     Step,
     WriteResult,
+    framework_slug,
     validate,
 )
 from ._notify import Notifier
@@ -110,15 +113,29 @@ class Service(InboxMethods):
 
     # executions -------------------------------------------------------------------------------
     def create_execution(
-        self, name: str, input: Any = None, *, idempotency_key: str | None = None, budget: Budget | None = None
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        budget: Budget | None = None,
+        framework: str | None = None,
     ) -> Execution:
         """Queue a new execution of ``name`` (or return the one started with the same idempotency key),
-        limited to ``budget`` when given."""
-        execution, _ = self.create_or_get_execution(name, input, idempotency_key=idempotency_key, budget=budget)
+        limited to ``budget`` when given; ``framework`` says what runs it (``native``, ``langgraph``...)."""
+        execution, _ = self.create_or_get_execution(
+            name, input, idempotency_key=idempotency_key, budget=budget, framework=framework
+        )
         return execution
 
     def create_or_get_execution(
-        self, name: str, input: Any = None, *, idempotency_key: str | None = None, budget: Budget | None = None
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        budget: Budget | None = None,
+        framework: str | None = None,
     ) -> tuple[Execution, bool]:
         """:meth:`create_execution`, also saying whether this call created the execution.
 
@@ -126,12 +143,19 @@ class Service(InboxMethods):
         the insert itself, so of callers racing with one key exactly one is told it created it.
         """
         request = validate(
-            CreateExecution, {"name": name, "input": input, "idempotency_key": idempotency_key, "budget": budget}
+            CreateExecution,
+            {
+                "name": name,
+                "input": input,
+                "idempotency_key": idempotency_key,
+                "budget": budget,
+                "framework": framework,
+            },
         )
         budget_json = None if request.budget is None else request.budget.model_dump_json()
         execution, created = self.store.create_execution(
             uuid.uuid4().hex, request.name, self._json(request.input, "execution input"),
-            request.idempotency_key, self.now(), budget_json=budget_json,
+            request.idempotency_key, self.now(), budget_json=budget_json, framework=request.framework,
         )  # fmt: skip
         if created:
             self.notifier.notify(_WORK, _events_topic(execution.id))
@@ -190,8 +214,14 @@ class Service(InboxMethods):
         created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        framework: str | None = None,
+        q: str | None = None,
+        summary: bool = False,
     ) -> ExecutionPage:
-        """Executions newest first, filtered, paged."""
+        """Executions newest first, filtered, paged.
+
+        ``q`` matches an execution id prefix or a substring of the name, ignoring case. ``summary``
+        adds each item's counts, cost and times (:class:`ExecutionSummary`) and the ``total``."""
         if not 1 <= limit <= 1000:
             raise InvalidInputError(f"limit must be between 1 and 1000, not {limit}")
         if isinstance(status, str):
@@ -203,9 +233,17 @@ class Service(InboxMethods):
         for label, moment in (("created_after", created_after), ("created_before", created_before)):
             if moment is not None and moment.tzinfo is None:
                 raise InvalidInputError(f"{label} must carry a timezone, e.g. 2026-01-01T00:00:00Z")
+        if framework is not None and not re.match(FRAMEWORK_PATTERN, framework):
+            raise InvalidInputError(
+                f"framework {framework!r} is not a framework name; use native, langgraph, openai_agents, crewai"
+                " or google_adk"
+            )
+        if q is not None and len(q) > 200:
+            raise InvalidInputError("q is longer than 200 characters; search by an id prefix or part of a name")
         return self.store.list_executions(
             status=status, name=name, created_after=created_after, created_before=created_before,
-            limit=limit, cursor=cursor,
+            limit=limit, cursor=cursor, framework=None if framework is None else framework_slug(framework),
+            q=q or None, summary=summary,
         )  # fmt: skip
 
     def cancel_execution(self, execution_id: str) -> Execution:

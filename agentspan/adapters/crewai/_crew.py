@@ -178,7 +178,7 @@ def crew_function(crew: Crew, name: str | None = None) -> Callable[..., Any]:
         return guarded_run(name, guardrails, inputs, lambda found: run_crew(crew, found, mode))
 
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
-        name=name, fn=entry, strict=False, codec=Codec(None)
+        name=name, fn=entry, strict=False, codec=Codec(None), framework="crewai"
     )
     known[name] = entry
     return entry

@@ -67,8 +67,11 @@ def durable(target: Any, *, runtime: Any = None, name: str | None = None) -> Any
 
 def start(runtime: Runtime, fn: Callable[..., Any], data: dict[str, Any]) -> ExecutionHandle:
     """The unfinished execution of ``fn`` on ``data`` whose process died, else a new one; served here."""
-    name = FunctionDefinition.of(fn).name
-    execution = find_unfinished(runtime.client, name, data) or runtime.client.create_execution(name, data)
+    definition = FunctionDefinition.of(fn)
+    name = definition.name
+    execution = find_unfinished(runtime.client, name, data) or runtime.client.create_execution(
+        name, data, framework=definition.framework
+    )
     runtime.ensure_worker(fn)
     return ExecutionHandle(runtime.client, execution.id)
 

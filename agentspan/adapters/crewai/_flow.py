@@ -377,7 +377,7 @@ def flow_function(flow: Any, name: str | None = None) -> Callable[..., Any]:
         return guarded_run(name, guardrails, inputs, lambda found: run_flow(flow, found))
 
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
-        name=name, fn=entry, strict=False, codec=Codec(None)
+        name=name, fn=entry, strict=False, codec=Codec(None), framework="crewai"
     )
     known[name] = entry
     return entry

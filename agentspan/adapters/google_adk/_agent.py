@@ -237,7 +237,7 @@ def agent_function(target: Any, name: str | None = None, *, run_config: RunConfi
         return await task
 
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
-        name=name, fn=entry, strict=False, codec=Codec(None)
+        name=name, fn=entry, strict=False, codec=Codec(None), framework="google_adk"
     )
     known[name] = entry
     return entry

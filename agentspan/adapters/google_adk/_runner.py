@@ -265,7 +265,7 @@ def runner_function(runner: Runner) -> Callable[..., Any]:
         return output
 
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
-        name=name, fn=entry, strict=False, codec=Codec(None)
+        name=name, fn=entry, strict=False, codec=Codec(None), framework="google_adk"
     )
     return entry
 
@@ -284,7 +284,7 @@ def _start(runner: Runner, data: dict[str, Any], call: _Call) -> tuple[Execution
             if finished is not None:
                 events = [Event.model_validate(e) for e in (finished.output or {}).get("events", [])]
                 return ExecutionHandle(runtime.client, finished.id), events
-        execution = execution or runtime.client.create_execution(name, data)
+        execution = execution or runtime.client.create_execution(name, data, framework="google_adk")
         calls[execution.id] = call
     runtime.ensure_worker(fn)
     return ExecutionHandle(runtime.client, execution.id), None

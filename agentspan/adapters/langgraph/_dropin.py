@@ -101,7 +101,7 @@ class DurableGraph:
         runtime = self.runtime
         data = execution_input(input, config)
         execution = find_unfinished(runtime.client, self._name, data) or runtime.client.create_execution(
-            self._name, data
+            self._name, data, framework="langgraph"
         )
         runtime.ensure_worker(self._fn)
         return ExecutionHandle(runtime.client, execution.id)
@@ -198,7 +198,7 @@ def start_stream(
     sink = open_sink(stream_mode)
     try:
         data = execution_input(input, config, sink.token)
-        execution = runtime.client.create_execution(FunctionDefinition.of(fn).name, data)
+        execution = runtime.client.create_execution(FunctionDefinition.of(fn).name, data, framework="langgraph")
         runtime.ensure_worker(fn)
     except BaseException:
         sink.close()

@@ -342,7 +342,7 @@ def graph_function(graph: Any, name: str | None = None) -> Callable[..., Any]:
 
         entry = sync_entry
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
-        name=name, fn=entry, strict=False, codec=Codec(None)
+        name=name, fn=entry, strict=False, codec=Codec(None), framework="langgraph"
     )
     known[name] = entry
     return entry

@@ -243,7 +243,7 @@ def agent_function(
         return output
 
     entry.__agentspan_function__ = FunctionDefinition(  # type: ignore[attr-defined]
-        name=name, fn=entry, strict=False, codec=Codec(None)
+        name=name, fn=entry, strict=False, codec=Codec(None), framework="openai_agents"
     )
     known[name] = entry
     return entry

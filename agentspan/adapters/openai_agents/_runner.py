@@ -82,7 +82,7 @@ def _start(
     with _live.registering() as calls:
         # A run this process is running for another caller right now is that caller's: start another.
         found = find_unfinished(runtime.client, name, data, exclude=calls)
-        execution = found or runtime.client.create_execution(name, data)
+        execution = found or runtime.client.create_execution(name, data, framework="openai_agents")
         calls[execution.id] = live
     if execution.status is ExecutionStatus.WAITING:
         _say_what_it_waits_for(runtime, execution.id)

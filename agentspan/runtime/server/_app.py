@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -16,7 +17,7 @@ from ...errors import ConfigurationError, UnavailableError
 from .._service import Service
 from ._agents import agents_router
 from ._approvals import approvals_router
-from ._auth import BearerAuth
+from ._auth import SESSION_PATH, BearerAuth
 from ._docs import install_docs
 from ._errors import install_error_handlers, route_methods
 from ._fast import RecordsFastPath
@@ -25,6 +26,8 @@ from ._limits import BodySizeLimit
 from ._openapi import install_openapi
 from ._prices import prices_router
 from ._routes import health, router
+from ._session import session_router
+from ._ui import DEFAULT_UI_DIR, LOGIN_SCRIPT_PATH, install_ui, login_page
 
 __all__ = ["DEFAULT_LEASE_SWEEP_SECONDS", "DEFAULT_MAX_REQUEST_BYTES", "create_app"]
 
@@ -44,8 +47,9 @@ def create_app(
     keepalive_seconds: float = 15.0,
     allowed_hosts: Collection[str] = (),
     lease_sweep_seconds: float = DEFAULT_LEASE_SWEEP_SECONDS,
+    ui_dir: Path | None = DEFAULT_UI_DIR,
 ) -> FastAPI:
-    """The HTTP API of ``service`` under ``/api``, with ``/health`` and the OpenAPI document.
+    """The HTTP API of ``service`` under ``/api``, with ``/health``, the OpenAPI document and the web UI.
 
     While the app runs, a background task re-queues executions whose lease expired, once a second,
     so a dead worker's executions show as queued even before another worker asks for work. The app's
@@ -53,14 +57,17 @@ def create_app(
 
     Args:
         service: The runtime to expose; the caller keeps ownership (the app does not close it).
-        auth_token: When set, every route but the health check requires
-            ``Authorization: Bearer <auth_token>``.
+        auth_token: When set, every route but the health check and the UI's login requires
+            ``Authorization: Bearer <auth_token>`` or the session cookie ``POST /api/session`` sets;
+            a UI page load without either answers 401 with a login page.
         max_request_bytes: Larger request bodies are refused with 413 before anything is parsed.
         keepalive_seconds: How often an idle event stream sends a keep-alive comment.
         allowed_hosts: ``Host`` names (any port) accepted on a loopback address besides
             ``localhost``, ``127.0.0.1`` and ``[::1]`` with the server's port: for a reverse proxy on
             the same machine that passes its own host name on.
         lease_sweep_seconds: How often expired leases are looked for.
+        ui_dir: The web UI's files (its ``index.html`` and assets), served at ``/`` and under
+            ``/ui/``; the package's own by default, ``None`` for no UI.
 
     Raises:
         ConfigurationError: ``auth_token`` is empty or ``max_request_bytes`` is not positive.
@@ -98,16 +105,20 @@ def create_app(
     app.state.service = service
     app.state.draining = asyncio.Event()  # set by the server when it begins to shut down
     app.state.keepalive_seconds = keepalive_seconds
+    app.state.auth_token = auth_token
     app.include_router(router, prefix="/api")
     app.include_router(agents_router, prefix="/api")
     app.include_router(approvals_router, prefix="/api")
     app.include_router(prices_router, prefix="/api")
+    app.include_router(session_router, prefix="/api")
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     install_docs(app, docs_url="/api/docs", openapi_url="/api/openapi.json", title=app.title)
+    if ui_dir is not None:
+        install_ui(app, ui_dir)
     install_error_handlers(app)
     paths = [
         ("/api" + route.path, route.methods or ())
-        for api in (router, approvals_router, prices_router)
+        for api in (router, approvals_router, prices_router, session_router)
         for route in api.routes
         if isinstance(route, APIRoute)
     ]
@@ -116,7 +127,11 @@ def create_app(
     # The last middleware added is the outermost: authenticate before reading any body.
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     if auth_token is not None:
-        app.add_middleware(BearerAuth, token=auth_token)
+        # Logging in is open; so is the login page's script, which the page loads before it has logged in.
+        opened = frozenset({SESSION_PATH} | ({LOGIN_SCRIPT_PATH} if ui_dir is not None else set()))
+        app.add_middleware(
+            BearerAuth, token=auth_token, open_paths=opened, login=login_page if ui_dir is not None else None
+        )
     # Added last, so it is the outermost: the per-step write skips the rest of the stack.
     app.add_middleware(RecordsFastPath, service=service, auth_token=auth_token, max_bytes=max_request_bytes)
     # Outermost of all, the fast path included: refuse what a web page could send before anything else.

@@ -32,6 +32,7 @@ __all__ = [
     "RecordsBody",
     "RejectBody",
     "RespondBody",
+    "SessionBody",
     "SignalBody",
     "body_doc",
 ]
@@ -149,6 +150,12 @@ class RespondBody(_Body):
     """The answer: the feedback text for human input, any JSON for a LangGraph interrupt."""
 
 
+class SessionBody(_Body):
+    """A login of the UI: the server's auth token (``AGENTSPAN_AUTH_TOKEN``)."""
+
+    token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
 BODIES: tuple[type[BaseModel], ...] = (
     CreateExecution,
     RecordsBody,
@@ -161,6 +168,7 @@ BODIES: tuple[type[BaseModel], ...] = (
     ApproveBody,
     RejectBody,
     RespondBody,
+    SessionBody,
 )
 """Every request body model, for the OpenAPI document."""
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, TypeAdapter
 
 from ...errors import UnavailableError
 from .._models import (
+    FRAMEWORK_PATTERN,
     Claim,
     CreateExecution,
     Definition,
@@ -80,6 +81,11 @@ def _rfc3339(value: Any) -> Any:
 
 _DateTime = Annotated[datetime | None, BeforeValidator(_rfc3339), Query()]
 _CURSOR = "The `next_cursor` of the previous page; omit it for the first page"
+_FRAMEWORK = (
+    "What runs the executions: `native`, `langgraph`, `openai_agents`, `crewai` or `google_adk` (a hyphen reads as `_`)"
+)
+_SEARCH = "An execution id prefix, or a part of the name; case does not matter"
+_SUMMARY = "Add each item's `summary` (steps, model and tool calls, tokens, cost, times) and the page's `total`"
 # An event id in 18 digits is always in range; empty means none (EventSource sends no other).
 _LAST_EVENT_ID = r"^(-?[0-9]{1,18})?$"
 _DEFINITION_NAME = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-/]+$")]
@@ -199,7 +205,7 @@ async def create_execution(request: Request) -> Response:
     service = _service(request)
     execution, created = await asyncio.to_thread(
         service.create_or_get_execution, body.name, body.input, idempotency_key=body.idempotency_key,
-        budget=body.budget,
+        budget=body.budget, framework=body.framework,
     )  # fmt: skip
     return _json(execution, 201 if created else 200)
 
@@ -213,11 +219,14 @@ async def list_executions(
     created_before: _DateTime = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(min_length=1, description=_CURSOR)] = None,
+    framework: Annotated[str | None, Query(pattern=FRAMEWORK_PATTERN, description=_FRAMEWORK)] = None,
+    q: Annotated[str | None, Query(max_length=200, description=_SEARCH)] = None,
+    summary: Annotated[bool, Query(description=_SUMMARY)] = False,
 ) -> Response:
     """Executions newest first, filtered, one page at a time (pass ``next_cursor`` as ``cursor``)."""
     page = await asyncio.to_thread(
         _service(request).list_executions, status=status, name=name, created_after=created_after, created_before=created_before,
-        limit=limit, cursor=cursor,
+        limit=limit, cursor=cursor, framework=framework, q=q, summary=summary,
     )  # fmt: skip
     return _json(page)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import httpx
 
 from ...errors import ConfigurationError
+from ._ui import DEFAULT_UI_DIR
 
 if TYPE_CHECKING:
     import uvicorn
@@ -57,7 +59,9 @@ class ServerHandle:
         self.stop()
 
 
-def serve_in_thread(service: Service, *, auth_token: str | None = None, port: int = 0) -> ServerHandle:
+def serve_in_thread(
+    service: Service, *, auth_token: str | None = None, port: int = 0, ui_dir: Path | None = DEFAULT_UI_DIR
+) -> ServerHandle:
     """Serve ``service`` over HTTP on a loopback port (a free one by default) in a daemon thread.
 
     Returns once ``/health`` answers. Use the handle as a context manager (or call ``stop()``)::
@@ -69,6 +73,7 @@ def serve_in_thread(service: Service, *, auth_token: str | None = None, port: in
         service: The runtime to serve; it stays the caller's to close.
         auth_token: Require this bearer token, as ``agentspan server`` does with ``AGENTSPAN_AUTH_TOKEN``.
         port: The port to listen on; 0 picks a free one.
+        ui_dir: The web UI's files (the package's own by default; ``None``: no UI).
 
     Raises:
         ImportError: The ``server`` extra is not installed.
@@ -82,7 +87,7 @@ def serve_in_thread(service: Service, *, auth_token: str | None = None, port: in
     try:
         sock.bind(("127.0.0.1", port))
         port = sock.getsockname()[1]
-        app = create_app(service, auth_token=auth_token)
+        app = create_app(service, auth_token=auth_token, ui_dir=ui_dir)
         # log_config=None leaves the test process's logging configuration alone.
         server = uvicorn_server(
             app, host="127.0.0.1", port=port, log_level="warning", graceful_seconds=1, log_config=None

@@ -64,8 +64,10 @@ class Store(abc.ABC):
         now: float,
         *,
         budget_json: str | None = None,
+        framework: str | None = None,
     ) -> tuple[Execution, bool]:
-        """Insert a queued execution (with its budget, JSON), or return the one with the same idempotency key.
+        """Insert a queued execution (with its budget, JSON, and the framework that runs it), or return
+        the one with the same idempotency key.
 
         Returns the execution and whether it was created. Raises ``ConflictError`` when the key was
         used for a different name or input.
@@ -85,8 +87,15 @@ class Store(abc.ABC):
         created_before: datetime | None,
         limit: int,
         cursor: str | None,
+        framework: str | None = None,
+        q: str | None = None,
+        summary: bool = False,
     ) -> ExecutionPage:
-        """Newest first, filtered, one page at a time (``cursor`` from the previous page)."""
+        """Newest first, filtered, one page at a time (``cursor`` from the previous page).
+
+        ``q`` matches an id prefix or a substring of the name, ignoring case. With ``summary``, each
+        item carries its :class:`~agentspan.runtime.ExecutionSummary` and the page the ``total`` of
+        the filtered listing (cursor aside), computed over the page's ids only."""
 
     @abc.abstractmethod
     def cancel_execution(self, execution_id: str, now: float) -> Execution:

@@ -34,7 +34,7 @@ Synchronous = Literal["full", "normal"]
 
 EXEC_COLUMNS = (
     "id, name, status, input, output, error, idempotency_key, created_at, updated_at, epoch,"
-    " worker_id, lease_expires_at, wait, cancel_requested, budget, forked_from"
+    " worker_id, lease_expires_at, wait, cancel_requested, budget, framework, forked_from"
 )
 STEP_COLUMNS = (
     "execution_id, key, seq, parent, kind, name, status, fingerprint, input, output, error, attempt,"
@@ -87,6 +87,7 @@ def execution(row: sqlite3.Row) -> Execution:
         wait=None if wait is None else WaitInfo.model_validate_json(wait),
         cancel_requested=bool(row["cancel_requested"]),
         budget=None if row["budget"] is None else Budget.model_validate_json(row["budget"]),
+        framework=row["framework"],
         forked_from=None if row["forked_from"] is None else ForkOrigin.model_validate_json(row["forked_from"]),
     )
 

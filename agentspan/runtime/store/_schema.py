@@ -110,9 +110,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE executions ADD COLUMN budget TEXT
     """,
-    # 4: the framework an execution runs (NULL: native or unknown), to filter listings by it.
+    # 4: what runs an execution (native, langgraph, openai_agents, crewai, google_adk; NULL: a plain
+    # durable function), so listings can filter by it; the index serves that filter newest first.
     """
-    ALTER TABLE executions ADD COLUMN framework TEXT; CREATE INDEX executions_framework ON executions (framework, created_at DESC)
+    ALTER TABLE executions ADD COLUMN framework TEXT;
+    CREATE INDEX executions_framework ON executions (framework, created_at DESC, id DESC)
     """,
     # 5: where a forked execution came from (JSON: source execution, step key and seq; NULL: not a fork).
     """

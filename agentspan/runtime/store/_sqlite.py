@@ -35,6 +35,7 @@ from .._models import (
 )
 from . import _rows as conv
 from ._base import Store, WouldBlock
+from ._listing import ListingFilters, list_executions
 from ._rows import Synchronous
 from ._schema import migrate
 
@@ -42,7 +43,7 @@ __all__ = ["SQLiteStore", "Synchronous"]
 
 # The columns that say what an execution runs: a fork copies them from its source. A column added to
 # say what to run (a framework, a version) is added here too.
-_WHAT_TO_RUN = ("name", "input", "budget")
+_WHAT_TO_RUN = ("name", "input", "budget", "framework")
 # The columns of a step a fork copies; it writes its own execution_id and epoch 0, and no wait (the
 # copied steps are finished: a signal or timer they waited for was already answered in the source).
 _FORK_STEP_COLUMNS = (
@@ -191,14 +192,15 @@ class SQLiteStore(Store):
         now: float,
         *,
         budget_json: str | None = None,
+        framework: str | None = None,
     ) -> tuple[Execution, bool]:
         with self._tx() as conn:
             # Whether this call created the execution is decided by the insert itself: of callers racing
             # with one key, exactly one inserts (the key is UNIQUE; NULL keys never conflict).
             inserted = conn.execute(
-                "INSERT INTO executions (id, name, status, input, idempotency_key, created_at, updated_at, budget)"
-                " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-                (execution_id, name, input_json, idempotency_key, now, now, budget_json),
+                "INSERT INTO executions (id, name, status, input, idempotency_key, created_at, updated_at, budget,"
+                " framework) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+                (execution_id, name, input_json, idempotency_key, now, now, budget_json, framework),
             ).rowcount
             if not inserted:
                 row = conn.execute(
@@ -234,38 +236,23 @@ class SQLiteStore(Store):
         created_before: datetime | None,
         limit: int,
         cursor: str | None,
+        framework: str | None = None,
+        q: str | None = None,
+        summary: bool = False,
     ) -> ExecutionPage:
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status.value)
-        if name is not None:
-            where.append("name = ?")
-            params.append(name)
-        if created_after is not None:
-            where.append("created_at >= ?")
-            params.append(created_after.timestamp())
-        if created_before is not None:
-            where.append("created_at < ?")
-            params.append(created_before.timestamp())
-        if cursor is not None:
-            created, last_id = conv.decode_cursor(cursor)
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params += [created, created, last_id]
-        sql = f"SELECT {conv.EXEC_COLUMNS} FROM executions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-        params.append(limit + 1)
+        filters = ListingFilters(
+            status=status, name=name, framework=framework, q=q, created_after=created_after,
+            created_before=created_before,
+        )  # fmt: skip
         with self._held():
-            rows = self._conn.execute(sql, params).fetchall()
-        items = [conv.execution(r) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = conv.encode_cursor(last["created_at"], last["id"])
-        return ExecutionPage(items=items, next_cursor=next_cursor)
+            if not summary:
+                return list_executions(self._conn, filters, limit=limit, cursor=cursor, summary=False)
+            # The page, its total and its summaries from one snapshot.
+            self._conn.execute("BEGIN")
+            try:
+                return list_executions(self._conn, filters, limit=limit, cursor=cursor, summary=True)
+            finally:
+                self._conn.execute("COMMIT")
 
     def cancel_execution(self, execution_id: str, now: float) -> Execution:
         with self._tx() as conn:
