@@ -11,7 +11,7 @@
    pages with a cursor: it never loads them all).
 
 The embedded runtime serves both (SQLite, the server in-process), as ``AgentRuntime()`` does on a
-laptop. There is no peer to run beside it here: the reference product's UI, Temporal's and LangGraph
+laptop (``synchronous="normal"``, only to create the data quickly). There is no peer to run beside it here: the reference product's UI, Temporal's and LangGraph
 Studio need their own servers (and LangGraph Studio an account), none of them installable offline.
 """
 
@@ -44,7 +44,7 @@ def lookup(i: int) -> str:
 
 
 def long_execution(runtime: AgentRuntime, steps: int) -> str:
-    turns = max(1, (steps - 1) // 2)
+    turns = max(1, steps // 2)
     script = ScriptedModel.research_script(turns, "lookup", lambda i: {"i": i})
     agent = Agent(name="long-haul", model=ScriptedModel(script), tools=[lookup], max_turns=turns + 5)
     return runtime.run(agent, "go").execution_id
@@ -53,9 +53,8 @@ def long_execution(runtime: AgentRuntime, steps: int) -> str:
 def many_executions(runtime: AgentRuntime, count: int) -> None:
     service = runtime._runtime.service
     assert service is not None, "the benchmark runs the embedded runtime"
-    with service.store.at_once():
-        for i in range(count):
-            service.create_execution(f"agent-{i % 7}", {"n": i})
+    for i in range(count):
+        service.create_execution(f"agent-{i % 7}", {"n": i})
 
 
 def measure_execution_page(page, base: str, execution_id: str, loads: int) -> list[float]:
@@ -113,9 +112,9 @@ def main() -> int:
     if not Path(CHROMIUM).exists():
         print(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as tmp, AgentRuntime(db=Path(tmp) / "ui.db", http_port=0) as runtime:
-        base = runtime.http_url
-        assert base is not None
+    with tempfile.TemporaryDirectory() as tmp, AgentRuntime(db=Path(tmp) / "ui.db", http_port=0, synchronous="normal") as runtime:
+        assert runtime.http_url is not None
+        base = runtime.http_url.removesuffix("/api")
         made = time.perf_counter()
         execution_id = long_execution(runtime, args.steps)
         steps = len(runtime.client.get_journal(execution_id))

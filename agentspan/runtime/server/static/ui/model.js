@@ -34,7 +34,7 @@ export function buildModel(execution, steps, events, basePrices) {
     const claim = byEpoch.get(s.epoch) || null;
     const replayedBy = end === null || s.superseded ? [] : claims.filter((c) => c.epoch > s.epoch && c.start >= end);
     const model = s.kind === "llm" ? s.name : null;
-    const usage = s.usage || (s.output && s.output.usage) || null;
+    const usage = s.usage || null;
     info.set(s, {
       start, end,
       duration: end === null ? null : end - start,
@@ -58,7 +58,7 @@ export function buildModel(execution, steps, events, basePrices) {
   let priced = true;
   for (const s of active) {
     const i = info.get(s);
-    if (i.tokens) totalTokens += i.tokens;
+    if (s.kind === "llm" && s.status === "completed" && i.tokens) totalTokens += i.tokens;
     if (s.kind === "llm") { if (i.cost === null) priced = false; else totalCost += i.cost; }
   }
   return {
