@@ -4,7 +4,8 @@ The ``browser`` fixture (one Chromium for the session) and the ``page`` fixture 
 per test) skip the test, saying why, when Playwright or Chromium is missing. Every request that is not
 to the loopback interface is aborted and its URL kept in :attr:`OfflinePage.refused`, so a test can
 assert that the page tried none. :meth:`OfflinePage.screenshot` saves PNGs under ``$UI_SCREENSHOTS``
-(default ``tests/screenshots``, ignored by git).
+(default ``tests/screenshots``, ignored by git). Tests that use the fixtures run after all others (see
+:func:`pytest_collection_modifyitems`); inside them, do not call ``asyncio.run`` on the main thread.
 
 ``conftest.py`` registers this module as a plugin, so every test can ask for ``browser`` and ``page``.
 """
@@ -24,7 +25,7 @@ import pytest
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
 
-__all__ = ["CHROMIUM_ARGS", "OfflinePage", "browser", "chromium_path", "page", "screenshots_dir"]
+__all__ = ["BROWSER_FIXTURES", "CHROMIUM_ARGS", "OfflinePage", "browser", "chromium_path", "page", "screenshots_dir"]
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -83,6 +84,15 @@ class OfflinePage:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.page, name)  # goto, locator... straight to the Playwright page
+
+
+BROWSER_FIXTURES = frozenset({"browser", "page"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last. Playwright's sync API keeps an event loop running on the main thread
+    while it is alive (the session-scoped ``browser``): ``asyncio.run`` in a later test would fail."""
+    items.sort(key=lambda item: bool(BROWSER_FIXTURES & set(getattr(item, "fixturenames", ()))))
 
 
 @pytest.fixture(scope="session")
