@@ -27,6 +27,9 @@ CREWAI_INSTALLED = importlib.util.find_spec("crewai") is not None
 GOOGLE_ADK_INSTALLED = (
     importlib.util.find_spec("google") is not None and importlib.util.find_spec("google.adk") is not None
 )
+# The web UI's scenario fixtures (ui_service, ui_server, ui_runtime) and browser fixtures (browser, page).
+pytest_plugins = ["browser", "ui_scenarios"]
+
 collect_ignore_glob = ([] if CREWAI_INSTALLED else ["test_crewai*.py"]) + (
     [] if GOOGLE_ADK_INSTALLED else ["test_google_adk*.py"]
 )
