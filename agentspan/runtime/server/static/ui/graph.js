@@ -24,6 +24,8 @@ export function stepLabel(step, info) {
   if (info.tokens) parts.push(`${tokens(info.tokens)} tok`);
   if (info.cost !== null && info.cost !== undefined) parts.push(cost(info.cost));
   if (step.attempt > 1) parts.push(`attempt ${step.attempt}`);
+  if (step.epoch === 0) parts.push("copied at fork");
+  else if (info.replayedBy.length) parts.push(`↻ replayed ×${info.replayedBy.length}`);
   return `${head.length > 34 ? `${head.slice(0, 33)}…` : head}\n${parts.join(" · ")}`;
 }
 
@@ -69,12 +71,12 @@ export function elements(model, collapsed, limit) {
       const head = `${seg.part.kind === "node" ? "▣ node" : "◎ agent"} · ${seg.part.name}`;
       if (collapsed.has(group)) {
         shown += 1;
-        nodes.push({ data: { id: gid, group, label: `${head}\n${seg.steps.length} steps${took}`, parent: parentId || undefined }, classes: `collapsed k-${seg.part.kind}` });
+        nodes.push({ data: { id: gid, group, part: seg.part.name, partKind: seg.part.kind, label: `${head}\n${seg.steps.length} steps${took}`, parent: parentId || undefined }, classes: `collapsed k-${seg.part.kind}` });
         for (const p of prev) edge(p, gid, handoff);
         prev = [gid];
         continue;
       }
-      nodes.push({ data: { id: gid, group, label: `${head}${took}`, parent: parentId || undefined }, classes: `group part k-${seg.part.kind}` });
+      nodes.push({ data: { id: gid, group, part: seg.part.name, partKind: seg.part.kind, label: `${head}${took}`, parent: parentId || undefined }, classes: `group part k-${seg.part.kind}` });
       prev = walkSteps(seg.steps, gid, prev, handoff);
     }
     return prev;

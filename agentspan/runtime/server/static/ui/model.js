@@ -83,12 +83,16 @@ export function claimsOf(events, execution) {
       open = { worker: e.data.worker_id, epoch: e.data.epoch, start: ms(e.created_at), end: null, ended: null };
       claims.push(open);
     } else if (t === "lease.expired") {
-      if (open && open.epoch === e.data.epoch) close(e, "lease expired: the worker died or hung");
+      // The claim sweep names the worker; a claim that found the lease expired names the epoch too.
+      const expired = "lease expired: the worker died or hung";
+      const matches = (c) => (e.data.epoch !== undefined ? c.epoch === e.data.epoch : c.worker === e.data.worker_id);
+      if (open && matches(open)) close(e, expired);
       else {
-        const c = claims.find((x) => x.epoch === e.data.epoch);
-        if (c) c.ended = "lease expired: the worker died or hung";
+        const c = [...claims].reverse().find(matches);
+        if (c) c.ended = expired;
       }
     } else if (t === "execution.waiting") close(e, "suspended: waiting");
+    else if (t === "execution.queued") close(e, "queued again");
     else if (t === "execution.completed") close(e, "completed");
     else if (t === "execution.failed") close(e, "failed");
     else if (t === "execution.cancelled") close(e, "cancelled");
