@@ -112,7 +112,10 @@ def main() -> int:
     if not Path(CHROMIUM).exists():
         print(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as tmp, AgentRuntime(db=Path(tmp) / "ui.db", http_port=0, synchronous="normal") as runtime:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        AgentRuntime(db=Path(tmp) / "ui.db", http_port=0, synchronous="normal") as runtime,
+    ):
         assert runtime.http_url is not None
         base = runtime.http_url.removesuffix("/api")
         made = time.perf_counter()

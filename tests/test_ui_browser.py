@@ -31,7 +31,7 @@ from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, StepStatus
 from agentspan.testing import ServerHandle, serve_in_thread
 
 pytest.importorskip("playwright")
-from playwright.sync_api import expect  # noqa: E402
+from playwright.sync_api import expect
 
 LIVE = 20_000
 """How long a live update may take to reach the page, in ms (a worker finishing, a stream event)."""
@@ -268,7 +268,9 @@ def test_langgraph_and_openai_agents_executions_render_their_groups(
     handoffs = [e for e in graph_edges(page) if "handoff" in e["classes"]]
     assert len(handoffs) == 1
     tool_parents = {
-        s.name: next(n for n in nodes if n["key"] == s.key)["parent"] for s in journal if s.kind == "tool" and not s.parent
+        s.name: next(n for n in nodes if n["key"] == s.key)["parent"]
+        for s in journal
+        if s.kind == "tool" and not s.parent
     }
     by_id = {n["id"]: n for n in nodes}
     assert {name: by_id[parent]["part"] for name, parent in tool_parents.items()} == {
@@ -317,7 +319,9 @@ def test_with_a_token_the_ui_asks_for_it_once_and_keeps_it_in_an_http_only_cooki
             expect(page.locator("[data-testid=execution-row]")).to_have_count(1)
             assert page.evaluate("document.cookie") == "", "the session cookie is HttpOnly"
             cookies = page.context.cookies()
-            assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("agentspan_session", True, "Strict")]
+            assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [
+                ("agentspan_session", True, "Strict")
+            ]
             assert "s3cret-token" not in cookies[0]["value"]
             page.goto(f"{site(server)}/api/docs")
             expect(page.locator(".swagger-ui")).to_be_visible()
