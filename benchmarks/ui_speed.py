@@ -5,7 +5,8 @@
 1. The page of one long execution (``--steps`` steps: a native agent doing one tool call a turn):
    the clock starts when the browser is sent to the page and stops when it is interactive, that is
    when the graph is drawn and a click on a step has shown that step's input in the inspector. Each
-   load is a fresh navigation (cold JavaScript state, warm HTTP cache, as a person reloading it).
+   load is a fresh navigation (cold JavaScript state, warm HTTP cache, as a person reloading it). The
+   graph of a journal over 300 steps opens with its first 300; "Draw every step" is timed too.
 2. The executions list over ``--executions`` executions: the first page, then ``--pages`` clicks on
    "Older": how long each page takes to show, and how many executions the browser was sent (the list
    pages with a cursor: it never loads them all).
@@ -76,6 +77,19 @@ def measure_execution_page(page, base: str, execution_id: str, loads: int) -> li
     return samples[1:]
 
 
+def measure_draw_all(page, base: str, execution_id: str, loads: int) -> list[float]:
+    """The "Draw every step" button on the same page: every step laid out (breadth-first beyond 500)."""
+    samples = []
+    for _ in range(loads):
+        page.goto(f"{base}/ui/executions/{execution_id}")
+        page.wait_for_selector("[data-testid=graph][data-windowed=true]")
+        start = time.perf_counter()
+        page.click("[data-testid=graph-all]")
+        page.wait_for_selector("[data-testid=graph][data-windowed=false]")
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
 def measure_list(page, base: str, pages: int) -> tuple[list[float], list[int]]:
     sizes: list[int] = []
 
@@ -129,10 +143,12 @@ def main() -> int:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 950})
             page_times = measure_execution_page(page, base, execution_id, args.loads)
+            all_times = measure_draw_all(page, base, execution_id, max(3, args.loads // 4))
             list_times, sizes = measure_list(page, base, args.pages)
             browser.close()
     rows = [
         (f"execution page, {steps} steps: open to interactive", summary(page_times), len(page_times)),
+        (f"execution page: draw all {steps} steps (button)", summary(all_times), len(all_times)),
         ("executions list: first page", summary(list_times[:1]), 1),
         (f"executions list: next page (of {args.executions:,})", summary(list_times[1:]), len(list_times) - 1),
     ]
