@@ -62,7 +62,9 @@ export function elements(model, collapsed, limit) {
       if (!grouped || !seg.part) { prev = walkSteps(seg.steps, parentId, prev, ""); continue; }
       const gid = `g${seg.steps[0].seq}`;
       const group = `group:${gid}`;
-      const handoff = before && before.kind === "agent" && seg.part.kind === "agent" && before.name !== seg.part.name ? "handoff" : "";
+      // An SDK agent's turn ending in another agent's is a handoff; elsewhere (ADK) the next agent of a sequence.
+      const changed = before && before.kind === "agent" && seg.part.kind === "agent" && before.name !== seg.part.name;
+      const handoff = changed ? (ex.framework === "openai_agents" ? "handoff" : "next-agent") : "";
       before = seg.part;
       const first = model.info.get(seg.steps[0]);
       const lastStep = seg.steps[seg.steps.length - 1];
@@ -167,6 +169,7 @@ const STYLE = [
     width: 1.5, "line-color": "#9aa4b2", "target-arrow-color": "#9aa4b2", "target-arrow-shape": "triangle", "curve-style": "bezier", "arrow-scale": 0.8,
   } },
   { selector: "edge.handoff", style: { "line-color": "#7c3aed", "target-arrow-color": "#7c3aed", width: 2.5, label: "handoff", "font-size": 10, color: "#6d28d9", "text-background-color": "#fff", "text-background-opacity": 1 } },
+  { selector: "edge.next-agent", style: { "line-color": "#7c3aed", "target-arrow-color": "#7c3aed", width: 2 } },
   { selector: "edge.fan", style: { "line-color": "#10b981", "target-arrow-color": "#10b981" } },
   { selector: "edge.pending", style: { "line-style": "dashed" } },
 ];
