@@ -103,7 +103,28 @@ def test_the_list_shows_a_finished_and_a_running_execution_and_updates_live(
     page.locator("[data-testid=filter-q]").fill(running[:6])
     page.locator("[data-testid=filter-q]").press("Enter")
     expect(page.locator("[data-testid=execution-row]")).to_have_count(1)
+    page.locator("[data-testid=filter-q]").fill("")
+    page.locator("[data-testid=filter-q]").press("Enter")
+    page.locator("[data-testid=filter-range]").select_option("custom")
+    page.locator("[data-testid=filter-from]").fill("2099-01-01T00:00")
+    expect(page.locator("[data-testid=execution-row]")).to_have_count(0)
+    page.locator("[data-testid=filter-from]").fill("2000-01-01T00:00")
+    expect(page.locator("[data-testid=execution-row]")).to_have_count(2)
     assert page.refused == []
+
+
+def test_a_running_execution_is_cancelled_from_its_page(
+    page: OfflinePage, ui_runtime: AgentRuntime, ui_server: ServerHandle
+) -> None:
+    running, release = running_execution(ui_runtime)
+    open_execution(page, ui_server, running)
+    expect(head(page)).to_have_attribute("data-status", "running")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("[data-testid=cancel]").click()
+    expect(head(page)).to_have_attribute("data-status", "cancelled", timeout=LIVE)
+    release()
+    assert ui_runtime.client.get_execution(running).status is ExecutionStatus.CANCELLED
+    expect(page.locator("[data-testid=cancel]")).to_have_count(0)
 
 
 def test_the_graph_of_a_native_run_has_a_node_per_step_the_fan_out_and_the_sub_agent(

@@ -8,7 +8,7 @@ const FRAMEWORKS = [
   ["native", "Agentspan"], ["langgraph", "LangGraph"], ["openai_agents", "OpenAI Agents SDK"],
   ["crewai", "CrewAI"], ["google_adk", "Google ADK"],
 ];
-const RANGES = [["", "Any time"], ["15m", "Last 15 minutes"], ["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
+const RANGES = [["", "Any time"], ["15m", "Last 15 minutes"], ["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"], ["custom", "Between…"]];
 const RANGE_MS = { "15m": 9e5, "1h": 3.6e6, "24h": 8.64e7, "7d": 6.048e8 };
 export const PAGE_SIZE = 50;
 
@@ -33,6 +33,8 @@ export function render(root, _params, query) {
     name: query.get("name") || "",
     q: query.get("q") || "",
     range: query.get("range") || "",
+    from: query.get("from") || "",
+    to: query.get("to") || "",
     cursors: [null], // the cursor of each page seen, so "Previous" goes back
   };
   const body = h("tbody", { testid: "executions-body" });
@@ -56,6 +58,10 @@ export function render(root, _params, query) {
         select("framework", [["", "Any framework"], ...FRAMEWORKS], "Framework"),
         text("name", "exact agent name", "Agent"),
         select("range", RANGES, "Started"),
+        h("label", { class: "between", hidden: state.range !== "custom" }, h("span", {}, "From"),
+          h("input", { type: "datetime-local", value: state.from, testid: "filter-from", onchange: (e) => update("from", e.target.value) })),
+        h("label", { class: "between", hidden: state.range !== "custom" }, h("span", {}, "To"),
+          h("input", { type: "datetime-local", value: state.to, testid: "filter-to", onchange: (e) => update("to", e.target.value) })),
       ),
       error,
       h("table.grid", { testid: "executions" },
@@ -67,9 +73,10 @@ export function render(root, _params, query) {
 
   function update(key, value) {
     state[key] = value;
+    for (const el of root.querySelectorAll("label.between")) el.hidden = state.range !== "custom";
     state.cursors = [null];
     const s = new URLSearchParams();
-    for (const k of ["q", "status", "framework", "name", "range"]) if (state[k]) s.set(k, state[k]);
+    for (const k of ["q", "status", "framework", "name", "range", "from", "to"]) if (state[k]) s.set(k, state[k]);
     window.history.replaceState(null, "", `/ui/executions${s.toString() ? `?${s}` : ""}`);
     load();
   }
@@ -78,7 +85,11 @@ export function render(root, _params, query) {
     clearTimeout(timer);
     const cursor = state.cursors[state.cursors.length - 1];
     const params = { limit: PAGE_SIZE, cursor, status: state.status, framework: state.framework, name: state.name, q: state.q };
-    if (state.range) params.created_after = new Date(Date.now() - RANGE_MS[state.range]).toISOString();
+    if (state.range === "custom") {
+      // datetime-local is the browser's local time: Date reads it so, and the API gets UTC.
+      if (state.from) params.created_after = new Date(state.from).toISOString();
+      if (state.to) params.created_before = new Date(state.to).toISOString();
+    } else if (state.range) params.created_after = new Date(Date.now() - RANGE_MS[state.range]).toISOString();
     try {
       const page = await api.executions(params);
       if (stopped) return;
