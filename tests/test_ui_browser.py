@@ -25,10 +25,10 @@ from ui_scenarios import (
     waiting_for_approval,
 )
 
-from agentspan.agents import AgentRuntime
+from agentspan.agents import Agent, AgentRuntime, tool
 from agentspan.client import HttpClient
 from agentspan.runtime import ExecutionStatus, Service, SQLiteStore, StepStatus
-from agentspan.testing import ServerHandle, serve_in_thread
+from agentspan.testing import ScriptedModel, ServerHandle, serve_in_thread
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect
@@ -158,6 +158,32 @@ def test_the_graph_of_a_native_run_has_a_node_per_step_the_fan_out_and_the_sub_a
     expect(turns).to_have_count(sum(s.kind == "llm" for s in journal))
     expect(turns.last).to_contain_text(str(ui_runtime.client.get_execution(eid).output["output"]))
     page.screenshot("conversation")
+    assert page.refused == []
+
+
+@tool
+def explode(reason: str) -> str:
+    """Fail, for the inspector to show where."""
+    raise ValueError(f"cannot go on: {reason}")
+
+
+def test_a_failed_tool_step_is_marked_and_its_traceback_inspected(
+    page: OfflinePage, ui_runtime: AgentRuntime, ui_server: ServerHandle
+) -> None:
+    agent = Agent(
+        name="fragile", model=ScriptedModel([[("explode", {"reason": "no disk"})], "It failed."]), tools=[explode]
+    )
+    result = ui_runtime.run(agent, "try it", timeout=60)
+    failed = next(s for s in ui_runtime.client.get_journal(result.execution_id) if s.kind == "tool")
+    assert failed.status is StepStatus.FAILED
+    open_execution(page, ui_server, result.execution_id)
+    node = next(n for n in graph_nodes(page) if n["key"] == failed.key)
+    assert "s-failed" in node["classes"]
+    click_node(page, failed.key)
+    error = page.locator(f"[data-testid=inspector][data-key='{failed.key}'] [data-testid=inspector-error]")
+    expect(error).to_contain_text("ValueError: cannot go on: no disk")
+    expect(error.locator("pre.trace")).to_contain_text('raise ValueError(f"cannot go on: {reason}")')
+    page.screenshot("inspector-failed")
     assert page.refused == []
 
 
