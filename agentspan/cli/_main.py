@@ -40,7 +40,11 @@ def cmd_server(args: argparse.Namespace) -> int:
     # retried by the client), well within a client's 30 s timeout.
     store = SQLiteStore(db, synchronous=args.synchronous or default_synchronous(), busy_timeout=5.0)
     service = Service(store)
-    print(f"agentspan server on http://{args.host}:{args.port}/api (database {db})", flush=True)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"agentspan server on http://{host}:{args.port}/api (database {db}); web UI at http://{host}:{args.port}/",
+        flush=True,
+    )
     run_server(
         service,
         host=args.host,
