@@ -10,6 +10,7 @@ refuses cross-origin writes besides.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -36,6 +37,7 @@ LoginPage = Callable[[Scope], ASGIApp | None]
 """Given a request refused for want of credentials, the login page to answer it with, or ``None``."""
 
 
+@functools.lru_cache(maxsize=8)  # checked on every request: the HMAC is computed once per token
 def session_value(token: str) -> str:
     """The session cookie's value for ``token``: HMAC-SHA256 of a fixed label keyed with it, in hex."""
     return hmac.new(token.encode(), _LABEL, hashlib.sha256).hexdigest()
